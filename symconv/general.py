@@ -140,17 +140,18 @@ class IndexForm:
             plus=sp.sympify(self.plus).xreplace(mapping),
         )
 
-    def expand(self, resolve: Callable[[Indexed], sp.Expr]) -> dict[tuple[int, ...], sp.Expr]:
+    def expand(self, resolve: Callable[[str, tuple[int, ...]], sp.Expr]) -> dict[tuple[int, ...], sp.Expr]:
         """Every entry of a fully specialised form, as ``{target index: expression}``.
 
-        ``resolve`` turns a concrete entry such as ``X[0, 1, 2, 0]`` into whatever stands for it
-        (e.g. the element-wise symbol).  Used to check the general form against the element-wise
+        ``resolve("X", (0, 1, 2, 0))`` gives whatever stands for that entry (e.g. the
+        element-wise symbol).  Used to check the general form against the element-wise
         derivation, so it walks the loops plainly: index expressions and guards are compiled to
         Python once with ``lambdify`` and evaluated at every point.
         """
         free_vars = [loop.var for loop in self.free]
         sum_vars = [loop.var for loop in self.sums]
         factors = [f for f in sp.Mul.make_args(self.term) if isinstance(f, Indexed)]
+        factor_names = [f.base.name for f in factors]
         coefficient = sp.Mul(*(f for f in sp.Mul.make_args(self.term) if not isinstance(f, Indexed)))
         plus = [f for f in sp.Add.make_args(self.plus) if isinstance(f, Indexed)]
         variables = free_vars + sum_vars
@@ -160,12 +161,13 @@ class IndexForm:
         out = {}
         for free_values in itertools.product(*(loop.values() for loop in self.free)):
             target, plus_at = outer(*free_values)
-            terms = [resolve(f.base[tuple(ix)]) for f, ix in zip(plus, plus_at)]
+            terms = [resolve(f.base.name, tuple(ix)) for f, ix in zip(plus, plus_at)]
             ranges = [range(int(lo), int(hi) + 1) for lo, hi in bounds(*free_values)]
             for sum_values in itertools.product(*ranges):
                 indices, ok = where(*free_values, *sum_values)
                 if ok:
-                    terms.append(coefficient * sp.Mul(*(resolve(f.base[tuple(ix)]) for f, ix in zip(factors, indices))))
+                    values = (resolve(name, tuple(ix)) for name, ix in zip(factor_names, indices))
+                    terms.append(coefficient * sp.Mul(*values))
             out[tuple(int(i) for i in target)] = sp.Add(*terms)
         return out
 
@@ -441,8 +443,8 @@ class GeneralForm:
         if self.symbolic:
             raise ValueError("to_arrays needs a specialised form: use general(symbolic=False)")
 
-        def resolve(entry: Indexed) -> sp.Expr:
-            return arrays[entry.base.name][tuple(int(i) for i in entry.indices)]
+        def resolve(name: str, index: tuple[int, ...]) -> sp.Expr:
+            return arrays[name][index]
 
         shapes = {"O": self.spec.output, "dX": self.spec.input, "dW": self.spec.weight, "db": self.spec.bias_shape}
         result = {}
