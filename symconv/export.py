@@ -1,0 +1,127 @@
+"""Standalone export: a layer's kernels as ``<name>.c`` + ``<name>.h``, for any C project.
+
+The files need nothing but a C compiler and libc: no Python, no allocation, sizes as macros,
+layout documented in the header. Files are written atomically (temporary file + rename), so a
+reader never sees half a file.
+
+The golden examples in ``generated/`` are exports too; regenerate them after a change to the
+code generator with
+
+    python -m symconv.export --update-golden
+
+and review the diff: it is exactly what changed in the generated C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from codegen.render import render_module
+
+from .lower import lower
+from .spec import ConvSpec
+
+#: The committed examples: file name → (layer, dtype).
+GOLDEN: dict[str, tuple[ConvSpec, str]] = {
+    # The lecture's worked example: 3×3 input, 2×2 filter.
+    "lecture": (ConvSpec(input=(1, 1, 3, 3), weight=(1, 1, 2, 2)), "float32"),
+    # LeNet-5's C3: 6 feature maps of 14×14 to 16 of 10×10 through 5×5 filters, with bias.
+    "lenet_c3": (ConvSpec(input=(1, 6, 14, 14), weight=(16, 6, 5, 5), bias=True), "float32"),
+}
+
+#: What ``--spec`` looks like (ConvSpec's keyword arguments as JSON).
+EXAMPLE_SPEC = '{"input": [1, 1, 3, 3], "weight": [1, 1, 2, 2], "padding": 1}'
+
+#: Where the golden files live in a source checkout.
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "generated"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` via a temporary file in the same directory + rename."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 is right for secrets, not for source files
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def export(
+    spec: ConvSpec, out_dir: str | os.PathLike[str], dtype: str = "float32", name: str | None = None
+) -> tuple[Path, Path]:
+    """Write ``<name>.c`` and ``<name>.h`` for ``spec`` into ``out_dir`` (created if missing).
+
+    ``name`` (a C identifier) prefixes every function and macro; by default it is derived from
+    the layer (see ``symconv.lower.module_name``). Returns the two paths.
+    """
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir must be a path, but got {type(out_dir).__name__}")
+    directory = Path(out_dir)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"out_dir must be a directory, but {str(directory)!r} is a file")
+    rendered = render_module(lower(spec, dtype, name))
+    directory.mkdir(parents=True, exist_ok=True)
+    c_path, h_path = directory / f"{rendered.name}.c", directory / f"{rendered.name}.h"
+    write_atomic(c_path, rendered.source)
+    write_atomic(h_path, rendered.header)
+    return c_path, h_path
+
+
+def update_golden(directory: Path = GOLDEN_DIR) -> list[Path]:
+    """Regenerate every golden example in ``directory``; returns the files written."""
+    written: list[Path] = []
+    for name, (spec, dtype) in GOLDEN.items():
+        written.extend(export(spec, directory, dtype, name))
+    return written
+
+
+def _spec_from_json(text: str) -> ConvSpec:
+    try:
+        fields = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--spec must be JSON such as '{EXAMPLE_SPEC}', but got {text!r}: {exc}")
+    if not isinstance(fields, dict):
+        raise SystemExit(f"--spec must be a JSON object, but got {text!r}")
+    try:
+        return ConvSpec(**fields)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"--spec is not a valid layer: {exc}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m symconv.export",
+        description="Write a layer's C kernels as a standalone .c/.h pair.",
+    )
+    parser.add_argument(
+        "--update-golden", action="store_true", help=f"regenerate the examples in {GOLDEN_DIR}"
+    )
+    parser.add_argument("--spec", help=f"the layer as JSON, e.g. '{EXAMPLE_SPEC}'")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--name", help="C identifier prefixing every function (default: from the layer)")
+    parser.add_argument("--out", default=".", help="directory to write into (default: .)")
+    args = parser.parse_args(argv)
+    if args.update_golden:
+        paths = update_golden()
+    elif args.spec:
+        paths = list(export(_spec_from_json(args.spec), args.out, args.dtype, args.name))
+    else:
+        parser.error("give --spec (or --update-golden)")
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
