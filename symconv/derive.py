@@ -68,6 +68,7 @@ class Derivation:
     def __init__(self, spec: ConvSpec, max_terms: int = DEFAULT_MAX_TERMS) -> None:
         self.spec = spec
         self.max_terms = max_terms
+        self._verified: "VerifyResult | None" = None
 
     def __repr__(self) -> str:
         return f"<Derivation {self.spec.describe()}>"
@@ -188,10 +189,26 @@ class Derivation:
         return general_form(self.spec, symbolic=symbolic)
 
     def verify(self) -> "VerifyResult":
-        """Prove, by exact symbolic comparison, that the gradients are the lecture's convolutions."""
-        from .proof import verify
+        """Prove, by exact symbolic comparison, that the gradients are the lecture's convolutions.
 
-        return verify(self)
+        The result is kept: the arrays it compares never change.
+        """
+        if self._verified is None:
+            from .proof import verify
+
+            self._verified = verify(self)
+        return self._verified
+
+    # -- notebook display ----------------------------------------------------------------------
+    def _repr_latex_(self) -> str:
+        from .render import render
+
+        return render(self, "latex")
+
+    def _repr_markdown_(self) -> str:
+        from .render import render
+
+        return render(self, "markdown")
 
 
 def derive(spec: ConvSpec, max_terms: int = DEFAULT_MAX_TERMS) -> Derivation:
