@@ -215,4 +215,8 @@ def derive(spec: ConvSpec, max_terms: int = DEFAULT_MAX_TERMS) -> Derivation:
     """Derive the gradients of a convolution layer with SymPy (lazily; see ``Derivation``)."""
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"derive expects a ConvSpec, but got {type(spec).__name__}")
+    if not isinstance(max_terms, int) or isinstance(max_terms, bool):
+        raise TypeError(f"max_terms must be an int, but got {max_terms!r}")
+    if max_terms < 0:
+        raise ValueError(f"max_terms must be >= 0, but got {max_terms}")
     return Derivation(spec, max_terms=max_terms)

@@ -66,14 +66,15 @@ def _padding(value: Any, rank: int, spatial, kernel, stride, dilation) -> tuple[
         if value == "same":
             return tuple(_same_padding(*args) for args in zip(spatial, kernel, stride, dilation))
         raise ValueError(f'padding must be an int, a tuple, "valid" or "same", but got {value!r}')
-    if _is_int(value):
-        value = (value,) * rank
-    if not isinstance(value, Sequence) or len(value) != rank:
+    entries = (value,) * rank if _is_int(value) else value
+    if not isinstance(entries, Sequence):
+        raise TypeError(f"padding must be an int, {rank} ints, or {rank} (lo, hi) pairs, but got {value!r}")
+    if len(entries) != rank:
         raise ValueError(
             f"padding must be an int, {rank} ints, or {rank} (lo, hi) pairs, but got {value!r}"
         )
     pairs = []
-    for entry in value:
+    for entry in entries:
         pair = (entry, entry) if _is_int(entry) else entry
         if (
             not isinstance(pair, Sequence)

@@ -435,17 +435,15 @@ def test_derive_refuses_anything_but_a_spec():
         derive({"input": (1, 1, 3, 3), "weight": (1, 1, 2, 2)})  # type: ignore[arg-type]
 
 
-# -- known gaps (strict xfail: remove the marker together with the fix) ---------------------------
+# -- messages that echo the value given ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="the message echoes the normalised (-1, -1)")
 def test_negative_padding_message_shows_the_value_given():
     with pytest.raises(ValueError) as caught:
         ConvSpec(**{**OK, "padding": -1})
     assert str(caught.value) == "padding must be >= 0, but got -1"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="derive() does not check max_terms")
 @pytest.mark.parametrize("max_terms", ["1000", 1.5, None])
 def test_derive_refuses_a_max_terms_that_is_not_an_int(max_terms):
     spec = ConvSpec(input=(1, 1, 3, 3), weight=(1, 1, 2, 2))
