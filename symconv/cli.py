@@ -110,10 +110,13 @@ def build_spec(args: argparse.Namespace) -> ConvSpec:
 
 
 def demo(args: argparse.Namespace) -> int:
-    spec = ConvSpec(input=(1, 1, 3, 3), weight=(1, 1, 2, 2))
-    d = derive(spec)
-    print(d.verify().report())
-    return 0
+    """The main job, end to end; the lecture example unless a layer is given."""
+    from .demo import LECTURE_EXAMPLE, run_demo
+
+    spec = build_spec(args) if (args.shapes or args.input or args.weight) else LECTURE_EXAMPLE
+    if not derive(spec).is_small:
+        raise UsageError("the demo evaluates every entry symbolically: give a small layer")
+    return run_demo(spec, dtype=args.dtype, seed=args.seed)
 
 
 def derive_command(args: argparse.Namespace) -> int:
@@ -192,8 +195,12 @@ def layer_options() -> argparse.ArgumentParser:
 def make_parser() -> Parser:
     parser = Parser(prog="symconv", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    sub.add_parser("demo", help="derive, verify, generate, compile and run the lecture example")
     layer = layer_options()
+    demo_parser = sub.add_parser(
+        "demo", parents=[layer], help="derive, verify, generate, compile and run (default: the lecture example)"
+    )
+    demo_parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    demo_parser.add_argument("--seed", type=int, default=0, help="seed of the random test arrays")
 
     d = sub.add_parser("derive", parents=[layer], help="print the derivation of a layer, step by step")
     d.add_argument("--wrt", choices=WRT, default="all", help="which gradients to show (default all)")
