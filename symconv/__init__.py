@@ -5,12 +5,15 @@
     d.verify()                       # proof: they are the lecture's convolutions
     k = build(spec)                  # C kernels, compiled through cffi and cached
     export(spec, "out/")             # the same C, standalone
+
+Printing lives in ``symconv.render`` (``from symconv.render import render``).
 """
 
 from importlib import import_module
 from typing import Any
 
 from .derive import Derivation, derive
+from .export import export  # after this import, ``symconv.export`` is the function, not the module
 from .spec import ConvSpec
 
 __version__ = "0.1.0"
@@ -18,13 +21,11 @@ __version__ = "0.1.0"
 #: Names that pull in the code generator (cffi, jinja2, a compiler) load on first use.
 _LAZY = {
     "build": ("symconv.api", "build"),
-    "export": ("symconv.export", "export"),
     "check_claims": ("symconv.check", "check_claims"),
-    "render": ("symconv.render", "render"),
     "nn": ("symconv.nn", None),
 }
 
-__all__ = ["ConvSpec", "Derivation", "derive", "__version__", *_LAZY]
+__all__ = ["ConvSpec", "Derivation", "derive", "export", "__version__", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:

@@ -5,6 +5,8 @@
     symconv derive --input 1x4x5x5 --weight 4x2x2x2 --groups 2 --padding 1 --format latex
     symconv verify 3x3 2x2                      prove the gradients are the lecture's convolutions
     symconv check 3x3 2x2 --claim 'dL/dX_12 = dL/dO_11*F_12 + dL/dO_12*F_11'
+    symconv generate --input 1x6x14x14 --weight 16x6x5x5 --bias --out build/   standalone .c/.h
+    symconv demo                                derive → verify → generate → compile → run
 
 Shapes are sizes joined by ``x``: two positional shapes are the input's and the kernel's spatial
 sizes of a single-channel layer (``5 3``, ``3x3 2x2``, ``3x3x3 2x2x2``); ``--input N×C×…`` and
@@ -119,6 +121,26 @@ def demo(args: argparse.Namespace) -> int:
     return run_demo(spec, dtype=args.dtype, seed=args.seed)
 
 
+def generate_command(args: argparse.Namespace) -> int:
+    """Write the layer's kernels as a standalone ``.c``/``.h`` pair (or refresh the golden files)."""
+    from .export import export, update_golden
+
+    if args.update_golden:
+        if args.shapes or args.input or args.weight:
+            raise UsageError("--update-golden regenerates the committed examples: give no layer with it")
+        paths = update_golden()
+    else:
+        if not (args.shapes or args.input or args.weight):
+            raise UsageError("give a layer (e.g. 3x3 2x2, or --input/--weight), or --update-golden")
+        try:
+            paths = list(export(build_spec(args), args.out, args.dtype, args.name))
+        except (ValueError, TypeError, OSError) as exc:
+            raise UsageError(str(exc)) from exc
+    for path in paths:
+        print(path)
+    return 0
+
+
 def derive_command(args: argparse.Namespace) -> int:
     spec = build_spec(args)
     if args.wrt == "bias" and not spec.bias:
@@ -170,7 +192,13 @@ def check_command(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-COMMANDS = {"demo": demo, "derive": derive_command, "verify": verify_command, "check": check_command}
+COMMANDS = {
+    "demo": demo,
+    "derive": derive_command,
+    "verify": verify_command,
+    "check": check_command,
+    "generate": generate_command,
+}
 
 
 # -- the parser ----------------------------------------------------------------------------------
@@ -212,6 +240,12 @@ def make_parser() -> Parser:
         "--index-base", type=int, choices=(0, 1), default=1,
         help="1: textbook subscripts X₁₁ (default); 0: array indices X[0,0,0,0]",
     )
+
+    g = sub.add_parser("generate", parents=[layer], help="write the layer's C kernels as a standalone .c/.h pair")
+    g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    g.add_argument("--name", help="C identifier prefixing every function and macro (default: from the layer)")
+    g.add_argument("--out", default=".", help="directory to write into (default: .)")
+    g.add_argument("--update-golden", action="store_true", help="regenerate the committed examples in generated/")
 
     sub.add_parser("verify", parents=[layer], help="prove the gradients are the lecture's convolutions (exit 1 if not)")
 

@@ -7,20 +7,16 @@ reader never sees half a file.
 The golden examples in ``generated/`` are exports too; regenerate them after a change to the
 code generator with
 
-    python -m symconv.export --update-golden
+    symconv generate --update-golden
 
 and review the diff: it is exactly what changed in the generated C.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence
 
 from codegen.render import render_module
 
@@ -34,9 +30,6 @@ GOLDEN: dict[str, tuple[ConvSpec, str]] = {
     # LeNet-5's C3: 6 feature maps of 14×14 to 16 of 10×10 through 5×5 filters, with bias.
     "lenet_c3": (ConvSpec(input=(1, 6, 14, 14), weight=(16, 6, 5, 5), bias=True), "float32"),
 }
-
-#: What ``--spec`` looks like (ConvSpec's keyword arguments as JSON).
-EXAMPLE_SPEC = '{"input": [1, 1, 3, 3], "weight": [1, 1, 2, 2], "padding": 1}'
 
 #: Where the golden files live in a source checkout.
 GOLDEN_DIR = Path(__file__).resolve().parent.parent / "generated"
@@ -84,44 +77,3 @@ def update_golden(directory: Path = GOLDEN_DIR) -> list[Path]:
     for name, (spec, dtype) in GOLDEN.items():
         written.extend(export(spec, directory, dtype, name))
     return written
-
-
-def _spec_from_json(text: str) -> ConvSpec:
-    try:
-        fields = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SystemExit(f"--spec must be JSON such as '{EXAMPLE_SPEC}', but got {text!r}: {exc}")
-    if not isinstance(fields, dict):
-        raise SystemExit(f"--spec must be a JSON object, but got {text!r}")
-    try:
-        return ConvSpec(**fields)
-    except (TypeError, ValueError) as exc:
-        raise SystemExit(f"--spec is not a valid layer: {exc}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m symconv.export",
-        description="Write a layer's C kernels as a standalone .c/.h pair.",
-    )
-    parser.add_argument(
-        "--update-golden", action="store_true", help=f"regenerate the examples in {GOLDEN_DIR}"
-    )
-    parser.add_argument("--spec", help=f"the layer as JSON, e.g. '{EXAMPLE_SPEC}'")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    parser.add_argument("--name", help="C identifier prefixing every function (default: from the layer)")
-    parser.add_argument("--out", default=".", help="directory to write into (default: .)")
-    args = parser.parse_args(argv)
-    if args.update_golden:
-        paths = update_golden()
-    elif args.spec:
-        paths = list(export(_spec_from_json(args.spec), args.out, args.dtype, args.name))
-    else:
-        parser.error("give --spec (or --update-golden)")
-    for path in paths:
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

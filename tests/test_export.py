@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from symconv import ConvSpec
-from symconv.export import GOLDEN, GOLDEN_DIR, export, main, update_golden
+from symconv.cli import main
+from symconv.export import GOLDEN, GOLDEN_DIR, export, update_golden
 from tests.test_render_c import assert_close, has_openmp, random_arrays, reference_outputs
 
 CC = shutil.which("cc") or shutil.which("gcc")
@@ -134,10 +135,14 @@ def test_export_rejects_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_command_line_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = '{"input": [1, 2, 5, 5], "weight": [2, 1, 3, 3], "groups": 2, "padding": 1}'
-    assert main(["--spec", spec, "--dtype", "float64", "--name", "dw", "--out", str(tmp_path)]) == 0
+    layer = ["--input", "1x2x5x5", "--weight", "2x1x3x3", "--groups", "2", "--padding", "1"]
+    assert main(["generate", *layer, "--dtype", "float64", "--name", "dw", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "dw.c").is_file() and (tmp_path / "dw.h").is_file()
     assert str(tmp_path / "dw.c") in capsys.readouterr().out
+    assert main(["generate", "3x3", "2x2", "--name", "3x3", "--out", str(tmp_path)]) == 2
+    assert "name must be a C identifier" in capsys.readouterr().err
+    assert main(["generate", "--out", str(tmp_path)]) == 2
+    assert "give a layer" in capsys.readouterr().err
 
 
 def test_golden_examples_are_the_briefed_layers() -> None:
@@ -155,7 +160,7 @@ def test_golden_files_are_up_to_date(tmp_path: Path) -> None:
     for fresh in written:
         committed = GOLDEN_DIR / fresh.name
         assert committed.is_file(), (
-            f"generated/{fresh.name} is missing; run `python -m symconv.export --update-golden`"
+            f"generated/{fresh.name} is missing; run `symconv generate --update-golden`"
         )
         old, new = committed.read_text(encoding="utf-8"), fresh.read_text(encoding="utf-8")
         if old != new:
@@ -165,7 +170,7 @@ def test_golden_files_are_up_to_date(tmp_path: Path) -> None:
             )
             pytest.fail(
                 f"generated/{fresh.name} differs from what the code generator produces now.\n"
-                f"If the change is intended, run `python -m symconv.export --update-golden` "
+                f"If the change is intended, run `symconv generate --update-golden` "
                 f"and commit the new files.\n{diff}"
             )
 
