@@ -1,7 +1,7 @@
 """The kernel description that C is rendered from: plain, frozen data (str and int only).
 
 A :class:`Module` is one layer's set of kernels; each :class:`Kernel` is one loop nest that
-computes every entry of one output array as
+computes every entry of one output array. In its plainest form (``tile_kind == ""``)
 
     for <free loops>:                    # one output entry per iteration
         acc = init
@@ -9,7 +9,25 @@ computes every entry of one output array as
             acc += term
         target = acc
 
-so every output entry is written exactly once, and entries that no term reaches get ``init``.
+With a tile, the innermost ``tile`` loops index a local array ``acc`` instead of a scalar, so
+that the innermost loop runs over independent, contiguous entries (which a compiler can turn into
+vector instructions without reordering any sum):
+
+    "outputs": the tile loops are the last free loops, moved inside the reduction loops;
+        for <outer free loops>:
+            acc[...] = init                      for every tile entry
+            for <reduction loops>: for <tile loops>: acc[tile] += term
+            target = acc[...]                    for every tile entry, once
+    "lanes": the last tile loop is the last reduction loop (the lane), the others are the last
+        free loops, moved inside the other reduction loops; acc holds one partial sum per lane;
+        for <outer free loops>:
+            acc[...] = 0
+            for <reduction loops>: for <tile loops, the lane innermost>: acc[tile] += term
+            for <free tile loops>:
+                target = init + acc[...][0] + acc[...][1] + ...   (a fixed order: deterministic)
+
+Either way every output entry is written exactly once, and entries that no term reaches get
+``init``.
 Index expressions and guards are already C text here (printed by SymPy in ``symconv.lower``);
 nothing in this package knows about SymPy or about convolutions.
 """
@@ -69,10 +87,22 @@ class Loop:
     hi: int
     extent: str = ""
     guards: tuple[str, ...] = ()
+    start: str = ""  # C expression of the first index the guards allow ("" → lo)
+    stop: str = ""  # C expression of the last index the guards allow, inclusive ("" → hi)
+    step: int = 1  # > 1 when a divisibility guard keeps one residue class only
+    # Where the loops inside pass all their guards ("" when not split): iterations in
+    # interior_start..interior_stop skip the inner guards, the others (the border) test them.
+    interior_start: str = ""
+    interior_stop: str = ""
 
     @property
     def trips(self) -> int:
         return self.hi - self.lo + 1
+
+    @property
+    def bounded(self) -> bool:
+        """Whether the guards narrowed the range (start/stop/step differ from lo..hi by 1)."""
+        return bool(self.start or self.stop) or self.step != 1
 
 
 @dataclass(frozen=True)
@@ -80,8 +110,11 @@ class Kernel:
     """One loop nest: ``loops[:reduce_at]`` pick the output entry, the rest sum into it.
 
     ``parallel`` leading loops are independent (each iteration writes its own outputs) and may
-    run in parallel. ``unused`` lists arguments the body does not read (kept for a uniform
-    signature).
+    run in parallel; ``threaded`` says whether they should (``work``, the multiply-adds of the
+    whole nest, is worth waking threads for). ``unused`` lists arguments the body does not read
+    (kept for a uniform signature). ``tile`` innermost loops index the local array ``acc`` (see
+    the module docstring for ``tile_kind`` "outputs" and "lanes"); the innermost of them has
+    independent iterations.
     """
 
     name: str  # "forward", "grad_input", "grad_weight" or "grad_bias"
@@ -95,30 +128,75 @@ class Kernel:
     term: str  # C expression added once per reduction iteration
     target: str  # C lvalue the accumulator is stored to
     unused: tuple[str, ...] = ()
+    tile: int = 0
+    tile_kind: str = ""  # "", "outputs" or "lanes"
+    inner: int = 0  # trailing sum loops that run inside the innermost tile loop
+    work: int = 0
+    threaded: bool = True
+
+    @property
+    def tile_loops(self) -> tuple[Loop, ...]:
+        end = len(self.loops) - self.inner
+        return self.loops[end - self.tile : end]
+
+    @property
+    def inner_loops(self) -> tuple[Loop, ...]:
+        """Sum loops folded inside the innermost tile loop."""
+        return self.loops[len(self.loops) - self.inner :]
+
+    @property
+    def store_loops(self) -> tuple[Loop, ...]:
+        """The tile loops that pick an output entry: all of an output tile, all but the lane."""
+        return self.tile_loops if self.tile_kind == "outputs" else self.tile_loops[:-1]
 
     @property
     def free_loops(self) -> tuple[Loop, ...]:
-        return self.loops[: self.reduce_at]
+        return self.loops[: self.reduce_at] + self.store_loops
 
     @property
     def sum_loops(self) -> tuple[Loop, ...]:
-        return self.loops[self.reduce_at :]
+        lane = self.tile_loops[-1:] if self.tile_kind == "lanes" else ()
+        return self.loops[self.reduce_at : len(self.loops) - self.inner - self.tile] + lane + self.inner_loops
+
+    @property
+    def tile_index(self) -> str:
+        """``acc[i][j]``: the accumulator entry of the current tile position."""
+        return "acc" + "".join(f"[{loop.var}]" for loop in self.tile_loops)
 
     def pretty(self) -> str:
         """The loop nest as indented pseudo-code (what the C will do, without the C syntax)."""
         lines = [f"kernel {self.name}({', '.join(a.name for a in self.args)})  # {self.title}"]
+        tile = [loop.var for loop in self.tile_loops]
+        every = f" for every {', '.join(tile)}" if tile else ""
         depth = 1
         for position, loop in enumerate(self.loops):
             if position == self.reduce_at:
-                lines.append("  " * depth + f"acc = {self.init}")
-            mark = "parallel for" if position < self.parallel else "for"
+                start = "0" if self.tile_kind == "lanes" else self.init
+                lines.append("  " * depth + f"{self.tile_index if tile else 'acc'} = {start}{every}")
+            mark = "parallel for" if position < self.parallel and self.threaded else "for"
+            if position == len(self.loops) - self.inner - 1 and self.tile:
+                mark = "simd for"
+
+            lo = loop.start or str(loop.lo)
+            hi = loop.stop or str(loop.hi)
+            step = f" step {loop.step}" if loop.step != 1 else ""
             guard = f"  if {' and '.join(loop.guards)}" if loop.guards else ""
-            lines.append("  " * depth + f"{mark} {loop.var} in {loop.lo}..{loop.hi}{guard}")
+            if loop.interior_start:
+                guard += f"  (inner tests only outside {loop.interior_start}..{loop.interior_stop})"
+            lines.append("  " * depth + f"{mark} {loop.var} in {lo}..{hi}{step}{guard}")
             depth += 1
         if self.reduce_at == len(self.loops):
             lines.append("  " * depth + f"acc = {self.init}")
-        lines.append("  " * depth + f"acc += {self.term}")
-        lines.append("  " * (self.reduce_at + 1) + f"{self.target} = acc")
+        lines.append("  " * depth + f"{self.tile_index if tile else 'acc'} += {self.term}")
+        if self.tile_kind == "lanes":
+            lane, stored = self.tile_loops[-1].var, [loop.var for loop in self.store_loops]
+            each = f" for every {', '.join(stored)}" if stored else ""
+            total = f"{self.target} = ({self.init}) + Σ_{lane} {self.tile_index}{each}"
+            lines.append("  " * (self.reduce_at + 1) + total)
+        elif tile:
+            lines.append("  " * (self.reduce_at + 1) + f"{self.target} = {self.tile_index}{every}")
+        else:
+            lines.append("  " * (self.reduce_at + 1) + f"{self.target} = acc")
         return "\n".join(lines)
 
     def __str__(self) -> str:

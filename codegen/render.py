@@ -8,14 +8,14 @@ cannot express without logic of its own).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import jinja2
 
-from .ir import Kernel, Macro, Module
+from .ir import Kernel, Loop, Macro, Module
 
 TEMPLATES = Path(__file__).parent / "templates"
 INDENT = "    "
@@ -76,47 +76,150 @@ def declaration(head: str, params: list[str]) -> str:
     return f"{head}(" + (",\n" + " " * (len(head) + 1)).join(params) + ")"
 
 
-def loop_header(kernel: Kernel, position: int) -> str:
-    loop = kernel.loops[position]
-    bound = f"< {loop.extent}" if loop.extent and loop.lo == 0 else f"<= {loop.hi}"
-    return f"for (ptrdiff_t {loop.var} = {loop.lo}; {loop.var} {bound}; ++{loop.var}) {{"
+def loop_header(loop: Loop, full: bool = False) -> str:
+    """``for (...) {`` over the loop's range: the guards' bounds unless ``full`` (all of lo..hi)."""
+    var = loop.var
+    start = str(loop.lo) if full or not loop.start else loop.start
+    if full or not loop.stop:
+        stop = f"< {loop.extent}" if loop.extent and loop.lo == 0 else f"<= {loop.hi}"
+    else:
+        stop = f"<= {loop.stop}"
+    step = f"++{var}" if full or loop.step == 1 else f"{var} += {loop.step}"
+    return f"for (ptrdiff_t {var} = {start}; {var} {stop}; {step}) {{"
 
 
 def parallel_pragma(kernel: Kernel) -> list[str]:
     """The OpenMP pragma for the leading independent loops, hidden from non-OpenMP builds
-    (where ``-Wall`` would warn about an unknown pragma)."""
+    (where ``-Wall`` would warn about an unknown pragma). A nest with too little work for
+    threads gets none: it runs on the calling thread without touching the OpenMP runtime."""
     if kernel.parallel == 0:
         return []
+    if not kernel.threaded:
+        return [f"{INDENT}/* one thread: {kernel.work} multiply-adds cost less than starting threads */"]
     collapse = f" collapse({kernel.parallel})" if kernel.parallel > 1 else ""
     return ["#ifdef _OPENMP", f"#pragma omp parallel for{collapse}", "#endif"]
 
 
+SIMD_PRAGMA = ["#ifdef _OPENMP", "#pragma omp simd", "#endif"]
+
+
+def nested(loops: Sequence[Loop], inner: list[str], depth: int, full: bool = False) -> list[str]:
+    """``loops`` nested around ``inner`` at indentation ``depth``; guards become ``continue``.
+
+    The innermost loop of a tile gets ``#pragma omp simd``: its iterations touch different
+    accumulator entries and only read the inputs, so running them in vector lanes is exact.
+    """
+    lines: list[str] = []
+    for position, loop in enumerate(loops):
+        pad = INDENT * (depth + position)
+        lines.append(pad + loop_header(loop, full))
+        if loop.guards and not full:
+            lines.append(f"{pad}{INDENT}if (!({' && '.join(loop.guards)})) continue;")
+    lines += [_indent(line, depth + len(loops)) for line in inner]
+    for position in reversed(range(len(loops))):
+        lines.append(INDENT * (depth + position) + "}")
+    return lines
+
+
+def _indent(line: str, depth: int) -> str:
+    """Indent a line of C, except preprocessor lines, which stay in the first column."""
+    return line if line.startswith("#") else INDENT * depth + line
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _shift(text: str, by: int) -> str:
+    """``text + by`` as C, computed when ``text`` is a number."""
+    value = _number(text)
+    if value is not None:
+        return str(value + by)
+    return f"{text} {'+' if by > 0 else '-'} {abs(by)}"
+
+
+def _fold(function: str, a: str, b: str) -> str:
+    """``ix_max(a, b)`` / ``ix_min(a, b)``, computed when both are numbers."""
+    x, y = _number(a), _number(b)
+    if x is not None and y is not None:
+        return str(max(x, y) if function == "ix_max" else min(x, y))
+    return f"{function}({a}, {b})"
+
+
+def row_loop(module: Module, kernel: Kernel) -> list[str]:
+    """The innermost tile loop (the row) with what runs inside it, under ``omp simd``.
+
+    Without folded sums the body is one accumulation. With them, each row entry is loaded once,
+    the folded sums add into a scalar and the entry is stored once; when the folded loops have
+    guards, the row is split into a border (guards tested) and an interior (no tests).
+    """
+    row = kernel.tile_loops[-1]
+    entry = kernel.tile_index
+    if not kernel.inner:
+        return [*SIMD_PRAGMA, *nested([row], [f"{entry} += {kernel.term};"], 0)]
+
+    def body(tested: bool) -> list[str]:
+        inner = kernel.inner_loops if tested else tuple(replace(l, guards=()) for l in kernel.inner_loops)
+        add = nested(inner, [f"a += {kernel.term};"], 0)
+        return [f"{module.ctype} a = {entry};", *add, f"{entry} = a;"]
+
+    if not row.interior_start:
+        return [*SIMD_PRAGMA, *nested([row], body(True), 0)]
+    start = row.start or str(row.lo)
+    stop = row.stop or (f"{row.extent} - 1" if row.extent and row.lo == 0 else str(row.hi))
+    first = _fold("ix_max", start, row.interior_start)
+    parts = (
+        ("border before the interior: test every term", start,
+         _fold("ix_min", stop, _shift(row.interior_start, -1)), True),
+        ("interior: every term is in range", first, _fold("ix_min", stop, row.interior_stop), False),
+        ("border after the interior", _fold("ix_max", first, _shift(row.interior_stop, 1)), stop, True),
+    )
+    lines: list[str] = []
+    for comment, lo, hi, tested in parts:
+        split = replace(row, start=lo, stop=hi, step=1)
+        lines += [f"/* {comment} */", *([] if tested else SIMD_PRAGMA), *nested([split], body(tested), 0)]
+    return lines
+
+
 def body(module: Module, kernel: Kernel) -> list[str]:
-    """The function body: loops, guards as ``continue``, accumulate, store."""
+    """The function body: the parallel outer loops, then one accumulator (scalar or tile)."""
     docs = {arg.name: arg.doc for arg in kernel.args}
     lines = [f"{INDENT}(void){name}; /* {docs[name]} */" for name in kernel.unused]
-    accumulator = f"{module.ctype} acc = {kernel.init};"
-    for position, loop in enumerate(kernel.loops):
-        pad = INDENT * (position + 1)
-        if position == kernel.reduce_at:
-            lines.append(pad + accumulator)
-        if position == 0:
-            lines += parallel_pragma(kernel)
-        lines.append(pad + loop_header(kernel, position))
-        if loop.guards:
-            lines.append(f"{pad}{INDENT}if (!({' && '.join(loop.guards)})) continue;")
-    inner = INDENT * (len(kernel.loops) + 1)
-    if kernel.reduce_at == len(kernel.loops):
-        lines.append(inner + accumulator)
-    lines.append(f"{inner}acc += {kernel.term};")
-    if kernel.reduce_at == len(kernel.loops):
-        lines.append(f"{inner}{kernel.target} = acc;")
-    for position in reversed(range(len(kernel.loops))):
-        pad = INDENT * (position + 1)
-        lines.append(pad + "}")
-        if position == kernel.reduce_at:
-            lines.append(f"{pad}{kernel.target} = acc;")
+    outer = kernel.loops[: kernel.reduce_at]
+    if outer:
+        lines += parallel_pragma(kernel)
+    lines += nested(outer, accumulate(module, kernel), 1)
     return lines
+
+
+def accumulate(module: Module, kernel: Kernel) -> list[str]:
+    """Inside the outer free loops: start the accumulator, run the sums, store."""
+    T, inner = module.ctype, kernel.loops[kernel.reduce_at :]
+    if kernel.tile_kind == "":
+        return [f"{T} acc = {kernel.init};", *nested(inner, [f"acc += {kernel.term};"], 0),
+                f"{kernel.target} = acc;"]
+    tile, entry = kernel.tile_loops, kernel.tile_index
+    sizes = "".join(f"[{loop.extent or loop.trips}]" for loop in tile)
+    around = inner[: len(inner) - kernel.inner - 1]  # every loop of the reduction outside the row
+    sums = nested(around, row_loop(module, kernel), 0)
+    if kernel.tile_kind == "outputs":
+        return [
+            f"{T} acc{sizes}; /* the outputs of this tile, stored once at the end */",
+            *nested(tile, [f"{entry} = {kernel.init};"], 0, full=True),
+            *sums,
+            *nested(tile, [f"{kernel.target} = {entry};"], 0, full=True),
+        ]
+    add_up = [
+        f"{T} total = {kernel.init};",
+        *nested(tile[-1:], [f"total += {entry};"], 0, full=True),
+        f"{kernel.target} = total;",
+    ]
+    return [
+        f"{T} acc{sizes}; /* one partial sum per lane, added up in order at the end */",
+        *nested(tile, [f"{entry} = 0;"], 0, full=True),
+        *sums,
+        *nested(kernel.store_loops, add_up, 0, full=True),
+    ]
 
 
 def macro_lines(macros: tuple[Macro, ...], prefix: str = "") -> list[str]:

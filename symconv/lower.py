@@ -9,10 +9,20 @@ The stages, each a small function below:
 
 1. ``nest_loops``        the free indices become the outer loops, the sums the inner ones
 2. ``prune_guards``      drop the guards that the loop ranges already guarantee
-3. ``place_guards``      each guard goes to the shallowest loop that binds all its indices
-4. ``flatten_access``    ``A[i, j, ...]`` becomes ``a[flat offset]`` with constant strides
-5. ``parallel_depth``    how many leading loops write disjoint outputs (the OpenMP loops)
-6. ``CPrinter``          every index expression and guard is printed by SymPy's C99 printer
+3. ``choose_tile``       which innermost loop runs over independent, contiguous entries: the
+                         output row (its entries accumulate in a local array, stored once) or
+                         the row of a sum (one partial sum per lane, added up in a fixed order)
+4. ``tile_nest``         move the tile's free loops inside the sums, so the innermost loop is the
+                         tile's row; ``fold_sum`` then moves a short last sum (the kernel taps
+                         along the row) inside that row, and ``interior`` finds where along the
+                         row none of its guards can fail
+5. ``place_guards``      each guard goes to the shallowest loop that binds all its indices
+6. ``bound_loop``        a tile loop's guards become its range (start, stop, step) where they
+                         can, so the innermost loop tests nothing per element
+7. ``flatten_access``    ``A[i, j, ...]`` becomes ``a[flat offset]`` with constant strides
+8. ``parallel_depth``    how many leading loops write disjoint outputs (the OpenMP loops), and
+                         ``worth_threads``: whether the nest has work enough to wake threads for
+9. ``CPrinter``          every index expression and guard is printed by SymPy's C99 printer
 
 Everything is specialised to the layer's numbers (``derive(spec).general()``); the symbolic form
 only supplies the names of the sizes (``OUT_H``...) and the formula printed above each function.
@@ -20,11 +30,13 @@ only supplies the names of the sizes (``OUT_H``...) and the formula printed abov
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import keyword
 import re
 from dataclasses import dataclass
+from math import lcm, prod
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -103,6 +115,13 @@ SIZE_DOCS = {
 }
 AXIS_WORDS = {"d": "depth", "h": "height", "w": "width"}
 SIZE_ORDER = ("N", "C", "C_g", "K", "K_g", "groups", "in", "k", "out", "s", "d", "p", "q")
+
+#: The most entries a local accumulator tile may have: it lives on each thread's stack, and
+#: should stay in the first-level cache (4096 floats are 16 KiB).
+MAX_TILE = 4096
+#: Below this many multiply-adds a kernel runs on the calling thread alone: starting a team of
+#: OpenMP threads costs several microseconds, more than a small layer's whole arithmetic.
+PARALLEL_MIN_WORK = 100_000
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MAX_NAME = 64
@@ -246,7 +265,190 @@ def prune_guards(guards: Sequence[sp.Basic], loops: Sequence[Loop]) -> tuple[sp.
     return tuple(g for g in guards if not always_holds(g, ranges))
 
 
-# -- stage 3: place guards -------------------------------------------------------------------
+# -- stage 3: choose the tile ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tile:
+    """The loops whose iterations accumulate into a local array ``acc`` (outermost first).
+
+    ``kind`` is "outputs" (trailing free loops: acc holds output entries), "lanes" (the last
+    sum loop: acc holds partial sums, one per lane) or "" (no tile: one scalar accumulator).
+    """
+
+    kind: str
+    loops: tuple[Loop, ...] = ()
+
+
+def exact_division(expr: sp.Expr) -> sp.Expr:
+    """``Quotient(a, b)`` → ``a/b``: equal wherever its divisibility guard holds."""
+    return expr.replace(lambda e: isinstance(e, Quotient), lambda e: e.args[0] / e.args[1])
+
+
+def _coefficients(expr: sp.Expr, var: sp.Symbol) -> sp.Expr | None:
+    """The coefficient of ``var`` in an affine expression, or None if it is not affine in it."""
+    expr = sp.expand(exact_division(sp.sympify(expr)))
+    if not expr.is_polynomial(var) or sp.degree(expr, var) > 1:
+        return None
+    return expr.coeff(var)
+
+
+def memory_step(var: sp.Symbol, term: sp.Expr, shapes: Mapping[str, tuple[int, ...]]) -> sp.Rational | None:
+    """The smallest distance in memory, over the arrays ``term`` reads along ``var``, between
+    the elements read by consecutive values of ``var`` (None if it reads nothing along it)."""
+    steps = []
+    for access in term.atoms(sp.Indexed):
+        coefficient = flat_coefficient(access, var, shapes)
+        if coefficient is not None and coefficient != 0:
+            steps.append(abs(coefficient))
+    return min(steps) if steps else None
+
+
+def flat_coefficient(
+    access: sp.Indexed, var: sp.Symbol, shapes: Mapping[str, tuple[int, ...]]
+) -> sp.Rational | None:
+    """How far the flat offset of ``access`` moves when ``var`` grows by one (None when that
+    is not a constant): Σ over axes of the axis stride times the index's coefficient."""
+    shape = shapes[access.base.name]
+    total = sp.Integer(0)
+    for axis, index in enumerate(access.indices):
+        coefficient = _coefficients(index, var)
+        if coefficient is None or not coefficient.is_number:
+            return None
+        total += int(np.prod(shape[axis + 1 :], dtype=np.int64)) * coefficient
+    return sp.Rational(total)
+
+
+def _row_score(loop: Loop, term: sp.Expr, shapes: Mapping[str, tuple[int, ...]]) -> float:
+    """How many elements a loop over ``loop`` reads per unit of memory it spans: its trip count,
+    divided by its memory step when that is more than 1 (0 when it reads nothing along it)."""
+    step = memory_step(loop.var, term, shapes)
+    if step is None:
+        return 0.0
+    return (int(loop.hi) - int(loop.lo) + 1) / max(1.0, float(step))
+
+
+def choose_tile(form: IndexForm, nest: Nest, shapes: Mapping[str, tuple[int, ...]]) -> Tile:
+    """The innermost loop should run over independent entries, contiguous in memory, as many
+    as possible: either the output row (the last free loop, when the target is contiguous along
+    it) or the row of the last sum loop (partial sums, one per lane). The one reading more
+    elements per unit of memory wins; an output tile then grows outwards over the next free
+    loops (not the parallel ones) while it fits ``MAX_TILE`` entries.
+    """
+    free, sums = nest.loops[: nest.reduce_at], nest.loops[nest.reduce_at :]
+    candidates = []
+    if free and sums:
+        last = free[-1]
+        if flat_coefficient(form.target, last.var, shapes) == 1 and int(last.lo) == 0:
+            candidates.append((_row_score(last, form.term, shapes), 1, "outputs"))
+        if int(sums[-1].lo) == 0:
+            candidates.append((_row_score(sums[-1], form.term, shapes), 0, "lanes"))
+    candidates = [c for c in candidates if c[0] > 1]
+    if not candidates:
+        return Tile("")
+    kind = max(candidates)[2]
+    row = sums[-1:] if kind == "lanes" else free[-1:]
+    if _entries(row) > MAX_TILE:
+        return Tile("")
+    # grow outwards over the free loops inside the parallel ones: with lanes, those outputs
+    # then share every pass over the inputs (each reads the same rows, shifted)
+    independent = parallel_depth(nest)
+    outer = free[independent:] if kind == "lanes" else free[independent:-1]
+    tile = tuple(row)
+    for loop in reversed(outer):
+        if int(loop.lo) != 0 or _entries((loop, *tile)) > MAX_TILE:
+            break
+        tile = (loop, *tile)
+    return Tile(kind, tile)
+
+
+def _entries(loops: Sequence[Loop]) -> int:
+    return prod(int(loop.hi) - int(loop.lo) + 1 for loop in loops)
+
+
+def tile_nest(nest: Nest, tile: Tile) -> Nest:
+    """The free loops of a tile go innermost, after the sums (a lanes tile keeps its lane, the
+    last sum loop, innermost of all)."""
+    if not tile.kind:
+        return nest
+    free_part = tile.loops if tile.kind == "outputs" else tile.loops[:-1]
+    m = len(free_part)
+    free, sums = nest.loops[: nest.reduce_at], nest.loops[nest.reduce_at :]
+    if free[len(free) - m :] != free_part:
+        raise AssertionError("a tile's free loops must be the trailing free loops")
+    if tile.kind == "outputs":
+        loops = free[: len(free) - m] + sums + free_part
+    else:
+        loops = free[: len(free) - m] + sums[:-1] + free_part + sums[-1:]
+    return Nest(loops=loops, reduce_at=len(free) - m)
+
+
+#: Longest sum loop that may be folded into the row loop (it is unrolled there).
+MAX_FOLD = 8
+
+
+def fold_sum(form: IndexForm, nest: Nest, tile: Tile, guards: Sequence[sp.Basic]) -> Loop | None:
+    """The last sum loop, if it can run inside the innermost output loop.
+
+    ``for t: for j: acc[j] += term`` reads and writes the accumulator row once per ``t``;
+    ``for j: a = acc[j]; for t: a += term; acc[j] = a`` once in all, and adds the terms of each
+    output in the very same order. That needs a short constant ``t`` range (it is unrolled) and
+    every guard on ``t`` to be a range guard on the row index ``j`` too: those give ``j`` an
+    interior where every ``t`` is valid (no tests there) and a border where they are tested.
+    """
+    sums = nest.loops[nest.reduce_at :]
+    if tile.kind != "outputs" or not sums or len(sums) < 2:
+        return None
+    folded, row = sums[-1], tile.loops[-1].var
+    if int(folded.hi) - int(folded.lo) + 1 > MAX_FOLD:
+        return None
+    exact = frozenset(d for d in map(_divisibility, guards) if d is not None)
+    for guard in guards:
+        if folded.var not in guard.free_symbols and row not in guard.free_symbols:
+            continue
+        if _divisibility(guard) is not None:
+            return None  # a residue class that moves with t: no plain interior
+        bounds_row = row in guard.free_symbols and range_limit(guard, row, exact) is not None
+        if folded.var in guard.free_symbols and not bounds_row:
+            return None
+    return folded
+
+
+def fold_nest(nest: Nest, folded: Loop | None) -> Nest:
+    """The folded sum loop goes innermost, inside the tile."""
+    if folded is None:
+        return nest
+    loops = tuple(loop for loop in nest.loops if loop.var != folded.var) + (folded,)
+    return Nest(loops=loops, reduce_at=nest.reduce_at)
+
+
+def interior(
+    row: Loop, folded: Loop, guards: Sequence[sp.Basic], all_guards: Sequence[sp.Basic]
+) -> tuple[str, str]:
+    """The row indices where every value of the folded loop passes ``guards``: (start, stop).
+
+    Each guard bounds the row index by ``ceil(e/d)`` or ``floor(e/d)`` with ``e`` affine in the
+    folded index, so the tightest bound over its range is at one end of it.
+    """
+    exact = frozenset(d for d in map(_divisibility, all_guards) if d is not None)
+    lower: list[str | int] = []
+    upper: list[str | int] = []
+    for guard in guards:
+        found = range_limit(guard, row.var, exact)
+        if found is None:
+            raise AssertionError(f"guard {guard} of a folded loop gives no bound on {row.var}")
+        kind, numerator, divisor = found
+        slope = sp.expand(numerator).coeff(folded.var)
+        # lower bounds: the largest (numerator largest); upper bounds: the smallest
+        largest = (slope > 0) == (kind == "lower")
+        end = int(folded.hi) if largest else int(folded.lo)
+        bound = limit_text(kind, sp.expand(numerator.subs(folded.var, end)), divisor)
+        (lower if kind == "lower" else upper).append(bound)
+    start = _combine("ix_max", int(row.lo), lower) or str(row.lo)
+    return start, _combine("ix_min", int(row.hi), upper) or str(row.hi)
+
+
+# -- stage 5: place guards -------------------------------------------------------------------
 
 
 def place_guards(guards: Sequence[sp.Basic], nest: Nest) -> tuple[tuple[sp.Basic, ...], ...]:
@@ -269,7 +471,139 @@ def place_guards(guards: Sequence[sp.Basic], nest: Nest) -> tuple[tuple[sp.Basic
     return tuple(tuple(level) for level in placed)
 
 
-# -- stage 4: flatten accesses ---------------------------------------------------------------
+# -- stage 6: bounds from guards ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """A loop's range as the guards allow it: ``for (v = start; v <= stop; v += step)``, and
+    the guards that could not be turned into it (tested per iteration)."""
+
+    start: str
+    stop: str
+    step: int
+    rest: tuple[sp.Basic, ...]
+
+
+def _divisibility(guard: sp.Basic) -> tuple[sp.Expr, int] | None:
+    """``Eq(Mod(a, s), 0)`` → ``(a, s)``."""
+    if isinstance(guard, sp.Eq):
+        for mod, zero in ((guard.lhs, guard.rhs), (guard.rhs, guard.lhs)):
+            if isinstance(mod, sp.Mod) and zero == 0 and mod.args[1].is_Integer and mod.args[1] > 0:
+                return mod.args[0], int(mod.args[1])
+    return None
+
+
+def _integer_affine(expr: sp.Expr, var: sp.Symbol) -> tuple[int, sp.Expr] | None:
+    """``expr = alpha*var + beta`` with integer ``alpha`` and integer coefficients in ``beta``."""
+    coefficient = _coefficients(expr, var)
+    if coefficient is None or not coefficient.is_Integer:
+        return None
+    rest = sp.expand(exact_division(sp.sympify(expr)) - coefficient * var)
+    variables = sorted(rest.free_symbols, key=sp.default_sort_key)
+    if not variables:
+        return (int(coefficient), rest) if rest.is_Integer else None
+    if not rest.is_polynomial(*variables):
+        return None
+    poly = sp.Poly(rest, *variables)
+    if poly.total_degree() > 1 or not all(c.is_Integer for c in poly.coeffs()):
+        return None
+    return int(coefficient), rest
+
+
+def range_limit(guard: sp.Basic, var: sp.Symbol, exact: frozenset) -> tuple[str, sp.Expr, int] | None:
+    """An inequality affine in ``var`` → ``("lower", e, d)`` for ``var >= ceil(e/d)`` or
+    ``("upper", e, d)`` for ``var <= floor(e/d)`` (``d > 0``); None if it is not of that kind."""
+    if not isinstance(guard, (sp.LessThan, sp.StrictLessThan, sp.GreaterThan, sp.StrictGreaterThan)):
+        return None
+    quotients = {(q.args[0], q.args[1]) for q in guard.atoms(Quotient)}
+    if not quotients <= exact:  # a quotient is only a division where its guard holds
+        return None
+    slack = exact_division(guard.gts - guard.lts)  # the guard says slack >= 0 (or > 0)
+    denominators = [sp.fraction(sp.together(term))[1] for term in sp.Add.make_args(sp.expand(slack))]
+    if not all(d.is_Integer for d in denominators):
+        return None
+    scaled = sp.expand(slack * lcm(*(int(d) for d in denominators)))
+    if isinstance(guard, (sp.StrictLessThan, sp.StrictGreaterThan)):
+        scaled -= 1  # integers: e > 0 is e - 1 >= 0
+    affine = _integer_affine(scaled, var)
+    if affine is None or affine[0] == 0:
+        return None
+    alpha, beta = affine  # alpha*var + beta >= 0
+    return ("lower", -beta, alpha) if alpha > 0 else ("upper", beta, -alpha)
+
+
+def limit_text(kind: str, numerator: sp.Expr, divisor: int) -> str | int:
+    """C text of ``ceil(e/d)`` (lower) or ``floor(e/d)`` (upper), or its value if it is a number."""
+    if sp.sympify(numerator).is_Integer:
+        value = int(numerator)
+        return -((-value) // divisor) if kind == "lower" else value // divisor
+    if divisor == 1:
+        return c_code(numerator)
+    return f"ix_{'ceil' if kind == 'lower' else 'floor'}_div({c_code(numerator)}, {divisor})"
+
+
+def _range_bound(guard: sp.Basic, var: sp.Symbol, exact: frozenset) -> tuple[str, str | int] | None:
+    """An inequality affine in ``var`` → ("lower" or "upper", C text of the bound)."""
+    found = range_limit(guard, var, exact)
+    return None if found is None else (found[0], limit_text(*found))
+
+
+def _combine(function: str, constant: int, bounds: Sequence[str | int]) -> str:
+    """``ix_max(ix_max(constant, a), b)``..., with numbers folded into the constant; "" when
+    only the loop's own limit remains."""
+    pick = max if function == "ix_max" else min
+    folded = pick([constant, *(b for b in bounds if isinstance(b, int))])
+    texts = [b for b in bounds if not isinstance(b, int)]
+    if not texts and folded == constant:
+        return ""
+    text = str(folded)
+    for bound in texts:
+        text = f"{function}({text}, {bound})"
+    return text
+
+
+def bound_loop(loop: Loop, guards: Sequence[sp.Basic], all_guards: Sequence[sp.Basic]) -> Bounds:
+    """Turn the guards of a tile loop into its range where they are affine in its index.
+
+    ``c <= e`` style guards become ``start``/``stop`` (``ix_ceil_div``/``ix_floor_div`` when
+    the index has a coefficient other than ±1); one divisibility guard ``(±v + b) % s == 0``
+    becomes a step ``s`` from the first index of the right residue (``ix_first``). Quotients
+    in inequalities are exact where their divisibility guard holds, so they are divided out.
+    Anything else stays a per-iteration test (``rest``).
+    """
+    var = loop.var
+    exact = frozenset(d for d in map(_divisibility, all_guards) if d is not None)
+    lower: list[str | int] = []
+    upper: list[str | int] = []
+    residue: tuple[str, int] | None = None
+    rest: list[sp.Basic] = []
+    for guard in guards:
+        if var not in guard.free_symbols:
+            rest.append(guard)
+            continue
+        divisible = _divisibility(guard)
+        if divisible is not None and residue is None:
+            affine = _integer_affine(divisible[0], var)
+            if affine is not None and abs(affine[0]) == 1:  # ±var + beta ≡ 0  →  var ≡ ∓beta
+                alpha, beta = affine
+                residue = (c_code(sp.expand(-alpha * beta)), divisible[1])
+                continue
+        found = None if divisible is not None else _range_bound(guard, var, exact)
+        if found is None:
+            rest.append(guard)
+        else:
+            (lower if found[0] == "lower" else upper).append(found[1])
+    start = _combine("ix_max", int(loop.lo), lower)
+    stop = _combine("ix_min", int(loop.hi), upper)
+    step = 1
+    if residue is not None:
+        step = residue[1]
+        start = f"ix_first({start or int(loop.lo)}, {residue[0]}, {step})"
+    return Bounds(start, stop, step, tuple(rest))
+
+
+# -- stage 7: flatten accesses ---------------------------------------------------------------
 
 
 def flat_offset(indices: Sequence[sp.Expr], shape: Sequence[int]) -> sp.Expr:
@@ -304,7 +638,7 @@ def flatten_access(expr: sp.Expr, shapes: Mapping[str, tuple[int, ...]]) -> sp.E
     return expr.xreplace(mapping)
 
 
-# -- stage 5: parallel loops -----------------------------------------------------------------
+# -- stage 8: parallel loops -----------------------------------------------------------------
 
 
 def parallel_depth(nest: Nest) -> int:
@@ -319,6 +653,12 @@ def parallel_depth(nest: Nest) -> int:
             break
         depth += 1
     return depth
+
+
+def worth_threads(nest: Nest) -> bool:
+    """Whether the nest does enough multiply-adds (``PARALLEL_MIN_WORK``) to wake threads for:
+    small layers stay small, and a call costs no more than the arithmetic."""
+    return _entries(nest.loops) >= PARALLEL_MIN_WORK
 
 
 # -- the layer: names, sizes, tensors --------------------------------------------------------
@@ -499,29 +839,44 @@ def lower_form(form: IndexForm, symbolic: IndexForm, layer: Layer) -> ir.Kernel:
     """One specialised form → one kernel (the stages, in order)."""
     kernel_name, title = KERNELS[form.name]
     nest = nest_loops(form)
+    extent_of = dict(zip((loop.var for loop in nest.loops), _extents(nest, symbolic, layer.macros)))
     guards = prune_guards(form.guards, nest.loops)
-    placed = place_guards(guards, nest)
-    extents = _extents(nest, symbolic, layer.macros)
-    loops = tuple(
-        ir.Loop(loop.var.name, int(loop.lo), int(loop.hi), extent, tuple(c_code(g) for g in at))
-        for loop, extent, at in zip(nest.loops, extents, placed)
-    )
+    tile = choose_tile(form, nest, layer.shapes)
+    folded = fold_sum(form, nest, tile, guards)
+    tiled = fold_nest(tile_nest(nest, tile), folded)
+    placed = place_guards(guards, tiled)
+    tile_vars = {loop.var for loop in tile.loops}
+    loops = []
+    for loop, at in zip(tiled.loops, placed):
+        bounds = bound_loop(loop, at, guards) if loop.var in tile_vars else Bounds("", "", 1, at)
+        loops.append(
+            ir.Loop(loop.var.name, int(loop.lo), int(loop.hi), extent_of[loop.var],
+                    tuple(c_code(g) for g in bounds.rest), bounds.start, bounds.stop, bounds.step)
+        )
+    if folded is not None and placed[-1]:  # the row loop gets an interior without tests
+        start, stop = interior(tiled.loops[-2], folded, placed[-1], guards)
+        loops[-2] = dataclasses.replace(loops[-2], interior_start=start, interior_stop=stop)
     args, unused = arguments(kernel_name, form, layer)
-    clash = {loop.var for loop in loops} & {arg.name for arg in args}
+    clash = {loop.var for loop in loops} & ({arg.name for arg in args} | {"acc", "total"})
     if clash:
-        raise AssertionError(f"loop indices {sorted(clash)} clash with argument names of {kernel_name}")
+        raise AssertionError(f"loop indices {sorted(clash)} clash with names used in {kernel_name}")
     return ir.Kernel(
         name=kernel_name,
         title=title,
         formula=formula_lines(symbolic, layer.sizes),
         args=args,
-        loops=loops,
-        reduce_at=nest.reduce_at,
-        parallel=parallel_depth(nest),
+        loops=tuple(loops),
+        reduce_at=tiled.reduce_at,
+        parallel=parallel_depth(tiled),
         init=initial_value(form, layer),
         term=c_code(flatten_access(form.term, layer.shapes)),
         target=c_code(flatten_access(form.target, layer.shapes)),
         unused=unused,
+        tile=len(tile.loops),
+        tile_kind=tile.kind,
+        inner=0 if folded is None else 1,
+        work=_entries(nest.loops),
+        threaded=worth_threads(nest),
     )
 
 

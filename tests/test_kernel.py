@@ -283,6 +283,25 @@ def test_non_contiguous_misaligned_and_readonly_inputs_are_handled() -> None:
     np.testing.assert_array_equal(x_f, x)
 
 
+class _Tagged(np.ndarray):
+    """An ndarray subclass: not the common case the checks look at first, still valid."""
+
+
+def test_subclasses_and_unusual_strides_take_the_full_checks(lecture: ConvKernel) -> None:
+    x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
+    w = np.arange(4, dtype=np.float32).reshape(1, 1, 2, 2)
+    expected = lecture.forward(x, w)
+    np.testing.assert_array_equal(lecture.forward(x.view(_Tagged), w.view(_Tagged)), expected)
+    # contiguous, but with an arbitrary stride on a length-1 axis (numpy allows it)
+    odd = np.lib.stride_tricks.as_strided(x, shape=x.shape, strides=(4, 4, 12, 4))
+    assert odd.flags.c_contiguous and odd.strides != x.strides
+    np.testing.assert_array_equal(lecture.forward(odd, w), expected)
+    with pytest.raises(TypeError, match="^x must be float32, but got float64$"):
+        lecture.forward(x.astype(np.float64).view(_Tagged), w)
+    with pytest.raises(TypeError, match="^w must be a numpy.ndarray, but got memoryview$"):
+        lecture.forward(x, memoryview(w))
+
+
 def test_outputs_are_fresh(lecture: ConvKernel) -> None:
     x = np.ones((1, 1, 3, 3), np.float32)
     w = np.ones((1, 1, 2, 2), np.float32)

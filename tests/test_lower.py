@@ -20,8 +20,10 @@ from codegen import ir
 from symconv import ConvSpec
 from symconv.general import Loop, Quotient
 from symconv.lower import (
+    MAX_TILE,
     Nest,
     always_holds,
+    bound_loop,
     c_code,
     flat_offset,
     lower,
@@ -116,8 +118,9 @@ def test_loop_extents_name_macros_of_the_right_value() -> None:
                 assert loop.extent, f"{kernel.name}: loop {loop.var} has no size macro"
                 assert values[loop.extent] == loop.trips
     module = lower(GROUPED)
+    # the output tile (y, x) runs inside the sums, and the last sum (t) inside the row
     assert [l.extent for l in module.kernel("grad_input").loops] == [
-        "N", "GROUPS", "C_G", "IN_H", "IN_W", "K_G", "K_H", "K_W",
+        "N", "GROUPS", "C_G", "K_G", "K_H", "IN_H", "IN_W", "K_W",
     ]
 
 
@@ -179,8 +182,139 @@ def test_prune_keeps_what_it_cannot_decide() -> None:
 
 
 def test_no_guards_survive_without_padding_in_the_forward() -> None:
-    assert all(not l.guards for l in lower(LECTURE).kernel("forward").loops)
-    assert any(l.guards for l in lower(LECTURE).kernel("grad_input").loops)  # the full convolution
+    assert all(not l.guards and not l.bounded for l in lower(LECTURE).kernel("forward").loops)
+    # the full convolution: its guards survive, as loop bounds of the tile
+    assert any(l.guards or l.bounded for l in lower(LECTURE).kernel("grad_input").loops)
+
+
+# -- pass: choose the tile ------------------------------------------------------------------------
+
+
+def test_the_innermost_loop_runs_over_contiguous_independent_entries() -> None:
+    """Forward and grad_input accumulate an output tile (the whole plane when it fits), the
+    weight and bias gradients one partial sum per lane of the upstream gradient's row."""
+    module = lower(ConvSpec(input=(4, 6, 14, 14), weight=(16, 6, 5, 5), bias=True))
+    kinds = {k.name: (k.tile_kind, [l.var for l in k.tile_loops]) for k in module.kernels}
+    assert kinds == {
+        "forward": ("outputs", ["i", "j"]),
+        "grad_input": ("outputs", ["y", "x"]),
+        "grad_weight": ("lanes", ["r", "t", "j"]),
+        "grad_bias": ("lanes", ["j"]),
+    }
+    forward = module.kernel("forward")
+    assert forward.inner == 1 and [l.var for l in forward.inner_loops] == ["t"]
+    for kernel in module.kernels:
+        assert kernel.loops[len(kernel.loops) - kernel.inner - 1] == kernel.tile_loops[-1]
+        free, sums = {l.var for l in kernel.free_loops}, {l.var for l in kernel.sum_loops}
+        assert not free & sums and free | sums == {l.var for l in kernel.loops}
+        if kernel.tile_kind == "outputs":  # the tile picks the output entry
+            used = set(re.findall(r"\b[a-z]\b", kernel.target))
+            assert {l.var for l in kernel.tile_loops} <= used
+
+
+def test_tiles_fit_the_limit() -> None:
+    big_plane = lower(ConvSpec(input=(1, 1, 90, 90), weight=(2, 1, 3, 3))).kernel("forward")
+    assert 88 * 88 > MAX_TILE >= 88
+    assert [l.var for l in big_plane.tile_loops] == ["j"]  # the plane is too big: one row
+    long_row = lower(ConvSpec(input=(1, 1, MAX_TILE + 10), weight=(1, 1, 2))).kernel("forward")
+    assert long_row.tile_kind == "" and long_row.tile == 0  # even a row is too big: scalar
+    assert "acc[" not in long_row.term
+
+
+def test_padding_guards_become_bounds_of_the_innermost_loop() -> None:
+    """With stride 1, every guard on a tile index turns into its range: the innermost loop
+    tests nothing per element."""
+    module = lower(ConvSpec(input=(1, 2, 6, 6), weight=(2, 2, 3, 3), padding=1, bias=True))
+    for kernel in module.kernels:
+        row = kernel.tile_loops[-1]
+        assert not row.guards, kernel.name
+        # folded sums keep their guards for the border; each of them bounds the row's interior
+        assert all(row.var in re.findall(r"\b[a-z]\b", g) for l in kernel.inner_loops for g in l.guards)
+        assert bool(row.interior_start) == any(l.guards for l in kernel.inner_loops)
+    forward = module.kernel("forward")
+    assert forward.inner == 1 and forward.tile_loops[-1].interior_start == "1"  # j >= 1 - t for t = 0
+    assert forward.tile_loops[-1].interior_stop == "4"  # j + t - 1 <= 5 for t = 2
+
+
+def test_small_layers_run_on_one_thread() -> None:
+    small = lower(LECTURE)
+    assert all(not k.threaded for k in small.kernels)
+    assert lower(LECTURE).kernel("forward").work == 1 * 1 * 2 * 2 * 1 * 2 * 2
+    big = lower(ConvSpec(input=(16, 6, 14, 14), weight=(16, 6, 5, 5))).kernel("forward")
+    assert big.threaded and big.work == 16 * 16 * 10 * 10 * 6 * 5 * 5
+
+
+# -- pass: loop bounds from guards -----------------------------------------------------------------
+
+#: The index helpers of the C template, written again from their definitions (floor and ceiling
+#: division, first index of a residue class), in Python's exact integer arithmetic.
+HELPERS = {
+    "ix_max": max,
+    "ix_min": min,
+    "ix_floor_div": lambda a, b: a // b,
+    "ix_ceil_div": lambda a, b: -((-a) // b),
+    "ix_first": lambda start, r, b: next(v for v in range(start, start + b) if (v - r) % b == 0),
+}
+u, v = index("u"), index("v")
+
+inequalities = st.builds(
+    lambda cv, cu, k, op: op(cv * v + cu * u + k, 0),
+    st.integers(-3, 3), st.integers(-2, 2), st.integers(-6, 6),
+    st.sampled_from([sp.Ge, sp.Gt, sp.Le, sp.Lt]),
+)
+
+
+@st.composite
+def strided(draw) -> list[sp.Basic]:
+    """A divisibility guard and inequalities on its exact quotient, as a strided form has them."""
+    e = draw(st.sampled_from([1, -1])) * v + draw(st.integers(-2, 2)) * u + draw(st.integers(-3, 3))
+    s = draw(st.integers(2, 3))
+    guards = [sp.Eq(sp.Mod(e, s), 0)]
+    if draw(st.booleans()):
+        guards.append(sp.Le(0, Quotient(e, s)))
+    if draw(st.booleans()):
+        guards.append(sp.Le(Quotient(e, s), draw(st.integers(0, 3))))
+    return guards
+
+
+def _holds(guards, point) -> bool:
+    """In order, stopping at the first failure: a quotient is only looked at where it is exact."""
+    for guard in guards:
+        value = guard.subs(point)
+        if value not in (sp.true, sp.false):
+            value = value.doit()
+        if not bool(value):
+            return False
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(plain=st.lists(inequalities, max_size=3), stride=st.one_of(st.just([]), strided()),
+       hi_v=st.integers(0, 7), hi_u=st.integers(0, 3))
+def test_bounds_visit_exactly_the_indices_where_the_guards_hold(plain, stride, hi_v: int, hi_u: int) -> None:
+    guards = [g for g in stride + plain if g not in (sp.true, sp.false)]
+    if sp.false in plain:
+        return
+    loop = Loop(v, sp.Integer(0), sp.Integer(hi_v))
+    bounds = bound_loop(loop, guards, guards)
+    for pu in range(hi_u + 1):
+        start = eval(bounds.start or "0", {**HELPERS, "u": pu})
+        stop = eval(bounds.stop or str(hi_v), {**HELPERS, "u": pu})
+        visited = [pv for pv in range(start, stop + 1, bounds.step) if _holds(bounds.rest, {u: pu, v: pv})]
+        expected = [pv for pv in range(hi_v + 1) if _holds(guards, {u: pu, v: pv})]
+        assert visited == expected, (guards, bounds)
+
+
+def test_bounds_read_like_the_guards() -> None:
+    loop = Loop(v, sp.Integer(0), sp.Integer(9))
+    bounds = bound_loop(loop, [sp.Le(0, 2 * v + u - 1), sp.Le(v + u, 12)], [])
+    assert (bounds.start, bounds.stop, bounds.step, bounds.rest) == (
+        "ix_max(0, ix_ceil_div(1 - u, 2))", "ix_min(9, 12 - u)", 1, ())
+    strided_guards = [sp.Eq(sp.Mod(v - u + 1, 2), 0), sp.Le(0, Quotient(v - u + 1, 2))]
+    bounds = bound_loop(loop, strided_guards, strided_guards)
+    assert (bounds.start, bounds.step) == ("ix_first(ix_max(0, u - 1), u - 1, 2)", 2)
+    untouched = sp.Le(v * u, 3)  # not affine: stays a test
+    assert bound_loop(loop, [untouched], [untouched]).rest == (untouched,)
 
 
 # -- pass: place guards --------------------------------------------------------------------------
@@ -316,11 +450,12 @@ def test_pretty_shows_the_loop_nest() -> None:
     text = str(lower(GROUPED).kernel("grad_input"))
     lines = text.splitlines()
     assert lines[0].startswith("kernel grad_input(grad_out, w, grad_x)")
-    assert lines[1].strip() == "parallel for n in 0..1"
-    assert any(line.strip().startswith("for r in 0..2  if (-r + y + 1) % 2 == 0") for line in lines)
-    assert lines[-1].strip().startswith("grad_x[") and lines[-1].endswith("= acc")
+    assert lines[1].strip() == "for n in 0..1"  # too little work for threads
+    assert any(line.strip().startswith("for y in ix_first(") and line.endswith("step 2") for line in lines)
+    assert any(line.strip().startswith("simd for x in ") for line in lines)
+    assert lines[-1].strip().startswith("grad_x[") and lines[-1].endswith("= acc[y][x] for every y, x")
     # nesting: every loop line is indented one step deeper than the previous one
-    loop_lines = [line for line in lines if "for " in line]
+    loop_lines = [line for line in lines if line.strip().startswith(("for ", "parallel for ", "simd for "))]
     indents = [len(line) - len(line.lstrip()) for line in loop_lines]
     assert indents == sorted(indents) and len(set(indents)) == len(indents)
     assert "module" in str(lower(LECTURE)).splitlines()[0]

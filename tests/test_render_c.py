@@ -199,10 +199,21 @@ def test_forward_without_bias_pointer_skips_the_bias() -> None:
 def test_openmp_build_on_two_threads_matches() -> None:
     if not has_openmp():
         pytest.skip("the C compiler has no OpenMP")
+    # large enough that its kernels are threaded (small ones run on one thread by design)
     spec = ConvSpec(
-        input=(3, 4, 6, 7), weight=(6, 2, 3, 2), stride=(1, 2), padding=((0, 1), (2, 0)), groups=2, bias=True
+        input=(6, 4, 24, 25), weight=(6, 2, 3, 2), stride=(1, 2), padding=((0, 1), (2, 0)), groups=2,
+        bias=True,
     )
+    module = lower(spec, "float64")
+    assert all(k.threaded for k in module.kernels if k.name != "grad_bias")
+    assert render_module(module).source.count("#pragma omp parallel for") >= 3
     check_spec(spec, "float64", openmp=True, threads=2)
+
+
+def test_small_layers_touch_no_threads() -> None:
+    source = render_module(lower(ConvSpec(input=(1, 1, 3, 3), weight=(1, 1, 2, 2)))).source
+    assert "#pragma omp parallel" not in source and "one thread:" in source
+    assert source.count("#pragma omp simd") == 3
 
 
 def test_serial_build_reports_no_openmp() -> None:
