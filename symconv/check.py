@@ -561,10 +561,18 @@ class _Claim:
         """Exponents must be small integers: gradients of a convolution have no powers, and a
         large one would make the expansion explode."""
         tokens = self.rhs_tokens
+
+        def is_power(index: int) -> bool:
+            return index < len(tokens) and tokens[index].kind == "op" and tokens[index].text in ("**", "^")
+
         for i, token in enumerate(tokens):
-            if token.kind == "op" and token.text == "**":
+            if is_power(i):
                 after = tokens[i + 1] if i + 1 < len(tokens) else None
-                if after is None or after.kind != "num" or not after.text.isdigit() or int(after.text) > MAX_POWER:
+                chained = is_power(i + 2)  # a**9**9 is a**(9**9): a tower, refused
+                if (
+                    after is None or after.kind != "num" or not after.text.isdigit()
+                    or int(after.text) > MAX_POWER or chained
+                ):
                     raise _error(
                         self.claim, f"exponents must be whole numbers up to {MAX_POWER}, in {self.rhs_text!r}"
                     )
@@ -724,8 +732,16 @@ def _shapes(spec: ConvSpec) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def _check_options(index_base: int | None, index_style: str) -> None:
+    if index_style not in INDEX_STYLES:
+        raise ValueError(f"index_style must be one of {', '.join(map(repr, INDEX_STYLES))}, but got {index_style!r}")
+    if index_base not in (None, 0, 1):
+        raise ValueError(f"index_base must be 0, 1 or None (0 for brackets, 1 for subscripts), but got {index_base!r}")
+
+
 def check_one(deriv: Derivation, claim: str, *, index_base: int | None = None, index_style: str = "auto") -> Verdict:
     """The verdict on one claim ``LHS = RHS`` (see the module docstring for the notation)."""
+    _check_options(index_base, index_style)
     parsed = _Claim(deriv, claim, index_base, index_style)
     expected, given = parsed.expected(), parsed.given()
     missing, extra, wrong = compare(expected, given)
@@ -767,10 +783,7 @@ def check_claims(
         deriv = derive(spec)
     else:
         raise TypeError(f"spec must be a ConvSpec or a Derivation, but got {type(spec).__name__}")
-    if index_style not in INDEX_STYLES:
-        raise ValueError(f"index_style must be one of {', '.join(map(repr, INDEX_STYLES))}, but got {index_style!r}")
-    if index_base not in (None, 0, 1):
-        raise ValueError(f"index_base must be 0, 1 or None (0 for brackets, 1 for subscripts), but got {index_base!r}")
+    _check_options(index_base, index_style)
     return CheckResult(
         [check_one(deriv, c, index_base=index_base, index_style=index_style) for c in _claim_list(claims)]
     )

@@ -123,11 +123,13 @@ def demo(args: argparse.Namespace) -> int:
 
 def generate_command(args: argparse.Namespace) -> int:
     """Write the layer's kernels as a standalone ``.c``/``.h`` pair (or refresh the golden files)."""
-    from .export import export, update_golden
+    from .export import GOLDEN_DIR, export, in_source_checkout, update_golden
 
     if args.update_golden:
         if args.shapes or args.input or args.weight:
             raise UsageError("--update-golden regenerates the committed examples: give no layer with it")
+        if not in_source_checkout():
+            raise UsageError(f"--update-golden works in a source checkout; {GOLDEN_DIR} is not its generated/ folder")
         paths = update_golden()
     else:
         if not (args.shapes or args.input or args.weight):

@@ -18,9 +18,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from codegen.render import render_module
-
-from .lower import lower
 from .spec import ConvSpec
 
 #: The committed examples: file name → (layer, dtype).
@@ -58,6 +55,11 @@ def export(
     ``name`` (a C identifier) prefixes every function and macro; by default it is derived from
     the layer (see ``symconv.lower.module_name``). Returns the two paths.
     """
+    # The code generator (SymPy lowering, Jinja2) loads here, not when symconv is imported.
+    from codegen.render import render_module
+
+    from .lower import lower
+
     if not isinstance(out_dir, (str, os.PathLike)):
         raise TypeError(f"out_dir must be a path, but got {type(out_dir).__name__}")
     directory = Path(out_dir)
@@ -69,6 +71,11 @@ def export(
     write_atomic(c_path, rendered.source)
     write_atomic(h_path, rendered.header)
     return c_path, h_path
+
+
+def in_source_checkout(directory: Path = GOLDEN_DIR) -> bool:
+    """Whether ``directory`` is the ``generated/`` folder of a source checkout (not site-packages)."""
+    return directory.is_dir() and (directory.parent / "pyproject.toml").is_file()
 
 
 def update_golden(directory: Path = GOLDEN_DIR) -> list[Path]:

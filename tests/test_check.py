@@ -525,3 +525,10 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="has 1 index entries"):
         # read per digit, w_3 names one axis of a filter with two long axes
         check_claims(SPEC_000, "dL/dw_3 = 0", index_style="multi")
+
+
+@pytest.mark.parametrize("rhs", ["3**9**9", "2**9**9", "3^9^9", "dL/dO_11*F_11**9**2"])
+def test_a_tower_of_powers_is_refused_quickly(rhs):
+    spec = ConvSpec(input=(1, 1, 3, 3), weight=(1, 1, 2, 2))
+    with pytest.raises(ValueError, match="exponents must be whole numbers"):
+        check_claims(spec, f"dL/dX_11 = {rhs}")

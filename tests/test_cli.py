@@ -117,7 +117,6 @@ def test_verify(capsys):
 
 
 def test_check_claims(capsys, tmp_path):
-    pytest.importorskip("symconv.check")
     # ∂L/∂X₁₂ from the definition: O₁₁ uses X₁₂ with F₁₂, O₁₂ uses it with F₁₁.
     right = "dL/dX_12 = dL/dO_11*F_12 + dL/dO_12*F_11"
     wrong = "dL/dX_12 = dL/dO_11*F_12 + dL/dO_12*F_21"  # the slide's version
@@ -133,7 +132,6 @@ def test_check_claims(capsys, tmp_path):
 
 
 def test_check_bad_claims_are_usage_errors(capsys, tmp_path):
-    pytest.importorskip("symconv.check")
     for argv in (
         ["check", "3x3", "2x2"],
         ["check", "3x3", "2x2", "--claim", "dL/dX_12 ="],

@@ -50,6 +50,5 @@ def test_cli_demo_refuses_a_large_layer(capsys):
 
 
 def test_cli_demo_default(capsys):
-    pytest.importorskip("cffi")
     assert main(["demo"]) == 0
     assert "All stages passed." in capsys.readouterr().out

@@ -44,6 +44,10 @@ def render(
     indices; ``general_only`` prints only the layer and the general index form. Layers too large
     for an element-wise page get the general form and a note saying why.
     """
+    from ..derive import Derivation
+
+    if not isinstance(derivation, Derivation):
+        raise TypeError(f"render expects a Derivation (symconv.derive(spec)), but got {type(derivation).__name__}")
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, but got {format!r}")
     page = build_page(derivation, wrt=wrt, index_base=index_base, general_only=general_only)
