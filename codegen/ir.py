@@ -204,8 +204,173 @@ class Kernel:
 
 
 @dataclass(frozen=True)
+class BlockRow:
+    """One output row of a register-tiled kernel: ``taps`` filter rows from ``tap`` on (``0``:
+    nothing reaches the row), the first of them reading row ``read``."""
+
+    out: int
+    read: int
+    tap: int
+    taps: int
+
+
+@dataclass(frozen=True)
+class BlockTile:
+    """``width`` output columns from ``out`` on (``out_pixel`` apart) that share their filter
+    columns: ``taps`` of them from ``tap`` on; pixel 0 reads column ``read`` at the first."""
+
+    out: int
+    read: int
+    tap: int
+    taps: int
+    width: int
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """A kernel as register tiles with ``lanes`` channels per vector (see the template
+    ``blocked.c.j2``): ``out[n, lane, Y, X] = init + Σ_{m, r, t} read[...] · W[...]``.
+
+    Lane channels come in ``blocks`` vectors (the last one padded when ``lane_count`` is not a
+    multiple of ``lanes``), ``pair`` of them per register tile; ``reduce`` channels are summed
+    (per group of ``per_group`` lane channels when ``grouped``). Offsets are C expressions in
+    ``n``, ``g``, ``l`` (lane channel in its group), ``m`` (reduced channel), ``r``, ``t`` (taps),
+    ``ry`` (read row) and ``oy`` (output row); steps are numbers of elements.
+    """
+
+    kernel: str  # "forward" or "grad_input"
+    lanes: int
+    pair: int
+    blocks: int
+    lane_count: int
+    per_group: int
+    grouped: bool
+    reduce: int
+    batch: int
+    taps_h: int
+    taps_w: int
+    tap_step_h: int  # between consecutive valid filter rows (a stride's residue class: > 1)
+    tap_step_w: int
+    read_arg: str  # the array broadcast element by element ("x" or "grad_out")
+    out_arg: str  # the array written ("out" or "grad_x")
+    read_base: str  # offset of read[n, group's first channel, ry, 0]
+    read_chan: int  # per reduced channel
+    read_tap_row: int  # per valid filter row
+    read_tap_col: int  # per valid filter column
+    read_pixel: int  # per pixel of a tile
+    out_base: str  # offset of out[n, lane channel l of group g, oy, 0]
+    out_chan: int  # per lane channel
+    out_pixel: int  # per pixel of a tile
+    weight_index: str  # offset of W for lane channel l (group g), reduced channel m, taps r, t
+    bias_index: str  # offset of b for lane channel l of group g ("" without bias)
+    rows: tuple[BlockRow, ...]
+    tiles: tuple[BlockTile, ...]
+    work: int = 0
+    threaded: bool = True
+
+    @property
+    def shapes(self) -> tuple[tuple[int, int], ...]:
+        """The distinct (width, column taps) of the tiles: one C function each."""
+        return tuple(sorted({(tile.width, tile.taps) for tile in self.tiles}))
+
+
+@dataclass(frozen=True)
+class BlockedWeight:
+    """The weight gradient as register tiles (template ``blocked_weight.c.j2``):
+    ``dW[lane, c, r, t] = Σ_{n, i, j} G[n, lane, i, j] · X[n, c, ...]`` with ``lanes`` output
+    channels per vector, ``pair`` vectors per tile (G packed with them innermost, once per call).
+
+    ``rows[r]`` gives, per filter row, the first output row whose guards hold, how many, and the
+    input row it reads (``read_row`` elements further per output row); each tile of ``tiles``
+    is ``width`` filter columns from ``out`` on that share the output columns ``tap`` ..
+    ``tap + taps - 1``, the first reading input column ``read`` (``read_col`` further per output
+    column, ``read_tap`` per filter column). ``chan_blocks`` are (first, count) input channels
+    of a tile. Offsets are C expressions in ``n``, ``g``, ``l``, ``c``, ``r``, ``t``, ``i``, ``ry``.
+    """
+
+    lanes: int
+    pair: int  # vector blocks of output channels per tile
+    blocks: int
+    lane_count: int
+    per_group: int
+    grouped: bool
+    channels: int  # input channels per group
+    batch: int
+    out_h: int
+    out_w: int
+    taps_h: int
+    read_base: str  # offset of X[0, channel c of group g, ry, 0]
+    read_batch: int
+    read_chan: int
+    read_row: int
+    read_col: int
+    read_tap: int
+    grad_index: str  # offset of G[n, lane channel l of group g, i, 0]
+    target_index: str  # offset of dW[lane channel l of group g, c, r, t]
+    target_lane: int
+    target_chan: int
+    target_tap: int
+    rows: tuple[BlockRow, ...]
+    tiles: tuple[BlockTile, ...]
+    chan_blocks: tuple[tuple[int, int], ...]
+    work: int = 0
+    threaded: bool = True
+    kernel: str = "grad_weight"
+
+    @property
+    def shapes(self) -> tuple[tuple[int, int], ...]:
+        """The distinct (input channels, filter columns) of the tiles: one C function each."""
+        return tuple(sorted({(count, tile.width) for _, count in self.chan_blocks for tile in self.tiles}))
+
+
+@dataclass(frozen=True)
+class BlockedReduce:
+    """The input gradient with the summed output channels in the vector lanes (template
+    ``blocked_reduce.c.j2``), for few input channels: G and W are packed with ``lanes`` output
+    channels innermost, each tile keeps ``width`` pixels × ``channels`` vectors of partial sums.
+
+    ``rows`` and ``tiles`` are as in :class:`Blocked` (``read`` is a row/column of G); steps
+    are in rows/columns of G. Offsets are C expressions in ``n``, ``l`` (output channel),
+    ``c``, ``r``, ``t``, ``i`` (row of G) and ``oy`` (row of dX).
+    """
+
+    lanes: int
+    blocks: int
+    summed: int  # output channels (summed over)
+    channels: int  # input channels (one vector of partial sums each, per pixel)
+    batch: int
+    grad_h: int
+    grad_w: int
+    taps_h: int
+    taps_w: int
+    tap_step_h: int
+    tap_step_w: int
+    grad_tap_row: int
+    grad_tap_col: int
+    grad_pixel: int
+    grad_index: str  # offset of G[n, l, i, 0]
+    weight_index: str  # offset of W[l, c, r, t]
+    out_base: str  # offset of dX[n, 0, oy, 0]
+    out_chan: int
+    out_pixel: int
+    rows: tuple[BlockRow, ...]
+    tiles: tuple[BlockTile, ...]
+    work: int = 0
+    threaded: bool = True
+    kernel: str = "grad_input"
+
+    @property
+    def shapes(self) -> tuple[tuple[int, int], ...]:
+        return tuple(sorted({(tile.width, tile.taps) for tile in self.tiles}))
+
+
+@dataclass(frozen=True)
 class Module:
-    """All kernels of one layer, for one element type (``ctype`` is "float" or "double")."""
+    """All kernels of one layer, for one element type (``ctype`` is "float" or "double").
+
+    ``blocked`` holds register-tiled versions of some kernels: the C function of such a kernel
+    runs the tiled version, and the loop nest of ``kernels`` stays as its fallback.
+    """
 
     name: str  # C identifier, prefix of every function
     ctype: str
@@ -213,6 +378,7 @@ class Module:
     macros: tuple[Macro, ...]
     tensors: tuple[Tensor, ...]
     kernels: tuple[Kernel, ...]
+    blocked: tuple[Blocked | BlockedWeight | BlockedReduce, ...] = ()
 
     def kernel(self, name: str) -> Kernel:
         for kernel in self.kernels:

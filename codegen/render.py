@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import jinja2
 
-from .ir import Kernel, Loop, Macro, Module
+from .ir import Blocked, BlockedReduce, BlockedWeight, Kernel, Loop, Macro, Module
 
 TEMPLATES = Path(__file__).parent / "templates"
 INDENT = "    "
@@ -253,23 +253,128 @@ def helper_declarations(module: Module) -> dict[str, str]:
     return {suffix: decl.format(name=f"{module.name}_{suffix}") for suffix, decl in HELPERS}
 
 
+# -- register-tiled kernels ------------------------------------------------------------------
+
+#: What the lanes of a tiled kernel hold, for its comment.
+LANE_WORDS = {"forward": "output", "grad_input": "input"}
+
+
+#: Independent accumulators a tile needs to keep the multiply-add units busy (latency x units).
+MIN_CHAINS = 8
+#: Weight vectors of one filter row unrolled in a tile's inner loop; longer rows stay a loop (with
+#: all their weight vectors live at once, the compiler would spill accumulators).
+MAX_UNROLLED_TAPS = 8
+
+
+def blocked_context(plan: Blocked, vector_bytes: int = 64) -> dict[str, Any]:
+    """The numbers ``blocked.c.j2`` needs besides the plan: packed-weight strides and rows."""
+    row = plan.taps_w * plan.lanes  # one filter row of one reduced channel in the packed weights
+    chan = plan.taps_h * row
+    rows = [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows]
+    return {
+        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
+        "shapes": plan.shapes,
+        "lane_word": LANE_WORDS.get(plan.kernel, "lane"),
+        "vector_bytes": vector_bytes,
+        "max_width": max(tile.width for tile in plan.tiles) if plan.tiles else 0,
+        "pack_row": row,
+        "pack_chan": chan,
+        "pack_block": plan.reduce * chan,
+        "pack_size": plan.blocks * plan.reduce * chan,
+        "pack_tap_row": plan.tap_step_h * row,
+        "pack_tap_col": plan.tap_step_w * plan.lanes,
+        "row_lines": rows,
+        "min_chains": MIN_CHAINS,
+        "max_unrolled": MAX_UNROLLED_TAPS,
+    }
+
+
+#: Vector multiply-adds a weight-gradient tile should do per pass over the batch (a pass ends by
+#: adding the tile to grad_w), and the accumulators of a typical tile.
+WEIGHT_PASS_WORK = 32768
+TILE_WORK = 20
+
+
+def weight_context(plan: BlockedWeight, vector_bytes: int = 64) -> dict[str, Any]:
+    """The numbers ``blocked_weight.c.j2`` needs besides the plan: packed-G strides, tables."""
+    block = plan.out_h * plan.out_w * plan.lanes
+    index = {shape: position for position, shape in enumerate(plan.shapes)}
+    tasks = [
+        (r, tile.out, tile.tap, tile.taps, tile.read, first, index[(count, tile.width)], block)
+        for first, count in plan.chan_blocks  # empty ranges too: their entries are zeros
+        for r in range(plan.taps_h)
+        for tile in plan.tiles
+        for block in range(0, plan.blocks, plan.pair)
+    ]
+    chunk = min(plan.batch, max(1, -(-WEIGHT_PASS_WORK // max(1, plan.out_h * plan.out_w * TILE_WORK))))
+    return {
+        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
+        "shapes": plan.shapes,
+        "vector_bytes": vector_bytes,
+        "pack_block": block,
+        "pack_batch": plan.blocks * block,
+        "pack_size": plan.batch * plan.blocks * block,
+        "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
+        "tasks": tasks,
+        "task_lines": ["{" + ", ".join(map(str, task)) + "}," for task in tasks],
+        "batch_chunk": chunk,
+    }
+
+
+def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any]:
+    """The numbers ``blocked_reduce.c.j2`` needs besides the plan: packed strides, rows."""
+    g_block = plan.grad_h * plan.grad_w * plan.lanes
+    w_tap = plan.blocks * plan.lanes  # one filter tap of one input channel in the packed W
+    return {
+        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
+        "shapes": plan.shapes,
+        "vector_bytes": vector_bytes,
+        "max_width": max(tile.width for tile in plan.tiles) if plan.tiles else 0,
+        "g_block": g_block,
+        "g_batch": plan.blocks * g_block,
+        "gpack_size": plan.batch * plan.blocks * g_block,
+        "g_row": plan.grad_tap_row * plan.grad_w * plan.lanes,
+        "g_col": plan.grad_tap_col * plan.lanes,
+        "g_pixel": plan.grad_pixel * plan.lanes,
+        "w_filter_row": plan.taps_w * w_tap,
+        "w_row": plan.tap_step_h * plan.taps_w * w_tap,
+        "w_col": plan.tap_step_w * w_tap,
+        "w_chan": plan.taps_h * plan.taps_w * w_tap,
+        "wpack_size": plan.channels * plan.taps_h * plan.taps_w * w_tap,
+        "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
+    }
+
+
+def tiled_plan(module: Module, kernel: Kernel) -> Blocked | BlockedWeight | BlockedReduce | None:
+    return next((b for b in module.blocked if b.kernel == kernel.name), None)
+
+
 # -- the files -------------------------------------------------------------------------------
 
 
 def _context(module: Module) -> dict[str, Any]:
     kernels = []
     for kernel in module.kernels:
-        head = f"void {function_name(module, kernel)}"
+        function = function_name(module, kernel)
+        head = f"void {function}"
+        plan = tiled_plan(module, kernel)
+        # A tiled kernel keeps its loop nest as a static fallback under another name.
+        generic = f"static void {function}_fallback" if plan is not None else head
         kernels.append(
             {
                 "name": kernel.name,
-                "function": function_name(module, kernel),
+                "function": function,
                 "title": kernel.title,
                 "formula": kernel.formula,
                 "arguments": argument_lines(kernel),
+                "generic": declaration(generic, parameters(module, kernel, restrict=True)),
                 "definition": declaration(head, parameters(module, kernel, restrict=True)),
                 "prototype": declaration(head, parameters(module, kernel, restrict=False)) + ";",
                 "body": body(module, kernel),
+                "blocked": blocked_context(plan) if isinstance(plan, Blocked) else None,
+                "blocked_weight": weight_context(plan) if isinstance(plan, BlockedWeight) else None,
+                "blocked_reduce": reduce_context(plan) if isinstance(plan, BlockedReduce) else None,
+                "fallback_call": f"{function}_fallback({', '.join(a.name for a in kernel.args)});",
             }
         )
     return {
@@ -282,6 +387,7 @@ def _context(module: Module) -> dict[str, Any]:
         "macro_names": [m.name for m in module.macros],
         "header_macros": macro_lines(module.macros, prefix=module.name.upper() + "_"),
         "kernels": kernels,
+        "tiled": bool(module.blocked),
         "helpers": helper_declarations(module),
     }
 

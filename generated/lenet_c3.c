@@ -15,8 +15,15 @@
  * size is a compile-time constant below. The innermost loops run over independent entries
  * that lie next to each other in memory, so the compiler can use vector instructions without
  * reordering any floating-point sum.
+ *
+ * The register-tiled functions below instead keep vectors of channels in registers (GNU C
+ * vector types: one AVX-512 register each, several narrower ones elsewhere), add their terms
+ * in a tile-friendly order (results agree with the loop nests to rounding, not bit for bit) and
+ * pack weights or G once per call into static arrays of this file. A call that finds those
+ * arrays in use by another thread runs the loop nest (the "_fallback" function) instead.
  */
 #include <stddef.h>
+#include <stdatomic.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -75,10 +82,10 @@ static inline ptrdiff_t ix_first(ptrdiff_t from, ptrdiff_t r, ptrdiff_t b)
  *   b    in   bias b, or NULL for none
  *   out  out  output O (overwritten)
  */
-void lenet_c3_forward(const float *restrict x,
-                      const float *restrict w,
-                      const float *restrict b,
-                      float *restrict out)
+static void lenet_c3_forward_fallback(const float *restrict x,
+                                      const float *restrict w,
+                                      const float *restrict b,
+                                      float *restrict out)
 {
 #ifdef _OPENMP
 #pragma omp parallel for collapse(2)
@@ -115,6 +122,343 @@ void lenet_c3_forward(const float *restrict x,
         }
     }
 }
+/*
+ * forward, register-tiled: 16 output channels per vector, a tile of up to
+ * 10 pixels x 1 vector(s) accumulates in registers over the whole sum. The weights
+ * are packed once per call, 16 output channels next to each other (zeros past the
+ * last); each term is one weight vector times one broadcast element of x.
+ */
+typedef float forward_vec __attribute__((vector_size(64)));
+static float lenet_c3_forward_pack[2400] __attribute__((aligned(64)));
+static float lenet_c3_forward_init[16] __attribute__((aligned(64)));
+/* Set while a call uses the packed buffers: a concurrent call takes the loop nest instead. */
+static atomic_flag lenet_c3_forward_busy = ATOMIC_FLAG_INIT;
+/* Per output row: the row, the x row of its first filter row, first filter row, count. */
+static const int lenet_c3_forward_rows[10][4] = {
+    {0, 0, 0, 5},
+    {1, 1, 0, 5},
+    {2, 2, 0, 5},
+    {3, 3, 0, 5},
+    {4, 4, 0, 5},
+    {5, 5, 0, 5},
+    {6, 6, 0, 5},
+    {7, 7, 0, 5},
+    {8, 8, 0, 5},
+    {9, 9, 0, 5},
+};
+
+/* 10 pixel(s) x 16 channels, 5 filter column(s) per filter row. */
+static void lenet_c3_forward_tile_10x5(const float *restrict in, const float *restrict wp,
+    float *restrict out, ptrdiff_t rows, const float *restrict init, ptrdiff_t valid)
+{
+    const forward_vec i0 = *(const forward_vec *)(init + 0);
+    forward_vec a0_0 = i0;
+    forward_vec a1_0 = i0;
+    forward_vec a2_0 = i0;
+    forward_vec a3_0 = i0;
+    forward_vec a4_0 = i0;
+    forward_vec a5_0 = i0;
+    forward_vec a6_0 = i0;
+    forward_vec a7_0 = i0;
+    forward_vec a8_0 = i0;
+    forward_vec a9_0 = i0;
+    for (ptrdiff_t m = 0; m < 6; ++m) {
+        const float *restrict im = in + m * 196;
+        const float *restrict wm = wp + m * 400;
+        for (ptrdiff_t a = 0; a < rows; ++a) {
+            const float *restrict ia = im + a * 14;
+            const float *restrict wa = wm + a * 80;
+            {
+                const forward_vec w0 = *(const forward_vec *)(wa + 0);
+                {
+                    const float v = ia[0];
+                    a0_0 += w0 * v;
+                }
+                {
+                    const float v = ia[1];
+                    a1_0 += w0 * v;
+                }
+                {
+                    const float v = ia[2];
+                    a2_0 += w0 * v;
+                }
+                {
+                    const float v = ia[3];
+                    a3_0 += w0 * v;
+                }
+                {
+                    const float v = ia[4];
+                    a4_0 += w0 * v;
+                }
+                {
+                    const float v = ia[5];
+                    a5_0 += w0 * v;
+                }
+                {
+                    const float v = ia[6];
+                    a6_0 += w0 * v;
+                }
+                {
+                    const float v = ia[7];
+                    a7_0 += w0 * v;
+                }
+                {
+                    const float v = ia[8];
+                    a8_0 += w0 * v;
+                }
+                {
+                    const float v = ia[9];
+                    a9_0 += w0 * v;
+                }
+            }
+            {
+                const forward_vec w0 = *(const forward_vec *)(wa + 16);
+                {
+                    const float v = ia[1];
+                    a0_0 += w0 * v;
+                }
+                {
+                    const float v = ia[2];
+                    a1_0 += w0 * v;
+                }
+                {
+                    const float v = ia[3];
+                    a2_0 += w0 * v;
+                }
+                {
+                    const float v = ia[4];
+                    a3_0 += w0 * v;
+                }
+                {
+                    const float v = ia[5];
+                    a4_0 += w0 * v;
+                }
+                {
+                    const float v = ia[6];
+                    a5_0 += w0 * v;
+                }
+                {
+                    const float v = ia[7];
+                    a6_0 += w0 * v;
+                }
+                {
+                    const float v = ia[8];
+                    a7_0 += w0 * v;
+                }
+                {
+                    const float v = ia[9];
+                    a8_0 += w0 * v;
+                }
+                {
+                    const float v = ia[10];
+                    a9_0 += w0 * v;
+                }
+            }
+            {
+                const forward_vec w0 = *(const forward_vec *)(wa + 32);
+                {
+                    const float v = ia[2];
+                    a0_0 += w0 * v;
+                }
+                {
+                    const float v = ia[3];
+                    a1_0 += w0 * v;
+                }
+                {
+                    const float v = ia[4];
+                    a2_0 += w0 * v;
+                }
+                {
+                    const float v = ia[5];
+                    a3_0 += w0 * v;
+                }
+                {
+                    const float v = ia[6];
+                    a4_0 += w0 * v;
+                }
+                {
+                    const float v = ia[7];
+                    a5_0 += w0 * v;
+                }
+                {
+                    const float v = ia[8];
+                    a6_0 += w0 * v;
+                }
+                {
+                    const float v = ia[9];
+                    a7_0 += w0 * v;
+                }
+                {
+                    const float v = ia[10];
+                    a8_0 += w0 * v;
+                }
+                {
+                    const float v = ia[11];
+                    a9_0 += w0 * v;
+                }
+            }
+            {
+                const forward_vec w0 = *(const forward_vec *)(wa + 48);
+                {
+                    const float v = ia[3];
+                    a0_0 += w0 * v;
+                }
+                {
+                    const float v = ia[4];
+                    a1_0 += w0 * v;
+                }
+                {
+                    const float v = ia[5];
+                    a2_0 += w0 * v;
+                }
+                {
+                    const float v = ia[6];
+                    a3_0 += w0 * v;
+                }
+                {
+                    const float v = ia[7];
+                    a4_0 += w0 * v;
+                }
+                {
+                    const float v = ia[8];
+                    a5_0 += w0 * v;
+                }
+                {
+                    const float v = ia[9];
+                    a6_0 += w0 * v;
+                }
+                {
+                    const float v = ia[10];
+                    a7_0 += w0 * v;
+                }
+                {
+                    const float v = ia[11];
+                    a8_0 += w0 * v;
+                }
+                {
+                    const float v = ia[12];
+                    a9_0 += w0 * v;
+                }
+            }
+            {
+                const forward_vec w0 = *(const forward_vec *)(wa + 64);
+                {
+                    const float v = ia[4];
+                    a0_0 += w0 * v;
+                }
+                {
+                    const float v = ia[5];
+                    a1_0 += w0 * v;
+                }
+                {
+                    const float v = ia[6];
+                    a2_0 += w0 * v;
+                }
+                {
+                    const float v = ia[7];
+                    a3_0 += w0 * v;
+                }
+                {
+                    const float v = ia[8];
+                    a4_0 += w0 * v;
+                }
+                {
+                    const float v = ia[9];
+                    a5_0 += w0 * v;
+                }
+                {
+                    const float v = ia[10];
+                    a6_0 += w0 * v;
+                }
+                {
+                    const float v = ia[11];
+                    a7_0 += w0 * v;
+                }
+                {
+                    const float v = ia[12];
+                    a8_0 += w0 * v;
+                }
+                {
+                    const float v = ia[13];
+                    a9_0 += w0 * v;
+                }
+            }
+        }
+    }
+    float tile[10][16] __attribute__((aligned(64)));
+    *(forward_vec *)&tile[0][0] = a0_0;
+    *(forward_vec *)&tile[1][0] = a1_0;
+    *(forward_vec *)&tile[2][0] = a2_0;
+    *(forward_vec *)&tile[3][0] = a3_0;
+    *(forward_vec *)&tile[4][0] = a4_0;
+    *(forward_vec *)&tile[5][0] = a5_0;
+    *(forward_vec *)&tile[6][0] = a6_0;
+    *(forward_vec *)&tile[7][0] = a7_0;
+    *(forward_vec *)&tile[8][0] = a8_0;
+    *(forward_vec *)&tile[9][0] = a9_0;
+    for (ptrdiff_t j = 0; j < valid; ++j) {
+        for (ptrdiff_t x = 0; x < 10; ++x) {
+            out[j * 100 + x * 1] = tile[x][j];
+        }
+    }
+}
+
+void lenet_c3_forward(const float *restrict x,
+                      const float *restrict w,
+                      const float *restrict b,
+                      float *restrict out)
+{
+    if (atomic_flag_test_and_set(&lenet_c3_forward_busy)) {
+        lenet_c3_forward_fallback(x, w, b, out);
+        return;
+    }
+    float *restrict pack = lenet_c3_forward_pack;
+    float *restrict init = lenet_c3_forward_init;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        /* pack: lane channel `lane` of vector block lane / 16 (zero past the last channel) */
+#ifdef _OPENMP
+#pragma omp for
+#endif
+        for (ptrdiff_t lane = 0; lane < 16; ++lane) {
+            const ptrdiff_t l = lane;
+            float *restrict to = pack + (lane / 16) * 2400 + lane % 16;
+            for (ptrdiff_t m = 0; m < 6; ++m) {
+                for (ptrdiff_t r = 0; r < 5; ++r) {
+                    for (ptrdiff_t t = 0; t < 5; ++t) {
+                        to[((m * 5 + r) * 5 + t) * 16] =
+                            lane < 16 ? w[150*l + 25*m + 5*r + t] : 0;
+                    }
+                }
+            }
+            init[lane] = b != NULL && lane < 16 ? b[l] : 0;
+        }
+        /* the tiles: every (batch item, vector pair, output row) writes its own outputs */
+#ifdef _OPENMP
+#pragma omp for collapse(3) schedule(static)
+#endif
+        for (ptrdiff_t n = 0; n < 1; ++n) {
+            for (ptrdiff_t pg = 0; pg < 1; ++pg) {
+                for (ptrdiff_t e = 0; e < 10; ++e) {
+                    const ptrdiff_t lane0 = pg * 16;
+                    const ptrdiff_t l = lane0;
+                    const ptrdiff_t valid = ix_min(16, 16 - lane0);
+                    const ptrdiff_t oy = lenet_c3_forward_rows[e][0], ry = lenet_c3_forward_rows[e][1];
+                    const ptrdiff_t taps = lenet_c3_forward_rows[e][3];
+                    const float *restrict in = x + 1176*n + 14*ry;
+                    const float *restrict wp = pack + pg * 2400
+                                                  + lenet_c3_forward_rows[e][2] * 80;
+                    float *restrict o = out + 100*l + 1600*n + 10*oy;
+                    lenet_c3_forward_tile_10x5(in + 0, wp + 0, o + 0, taps, init + lane0, valid);
+                }
+            }
+        }
+    }
+    atomic_flag_clear(&lenet_c3_forward_busy);
+}
+
 
 /*
  * grad_input: dL/dX, the full convolution of the rotated filter with G = dL/dO
@@ -132,9 +476,9 @@ void lenet_c3_forward(const float *restrict x,
  *   w         in   weight W
  *   grad_x    out  dL/dX (overwritten)
  */
-void lenet_c3_grad_input(const float *restrict grad_out,
-                         const float *restrict w,
-                         float *restrict grad_x)
+static void lenet_c3_grad_input_fallback(const float *restrict grad_out,
+                                         const float *restrict w,
+                                         float *restrict grad_x)
 {
 #ifdef _OPENMP
 #pragma omp parallel for collapse(2)
@@ -190,6 +534,362 @@ void lenet_c3_grad_input(const float *restrict grad_out,
         }
     }
 }
+/*
+ * grad_input, register-tiled over the summed channels: G and W are packed once per call with
+ * 16 output channels innermost (zeros past the last); a tile of up to 3 pixels x
+ * 6 input channels keeps one vector of partial sums per entry, added up across the
+ * lanes (in a fixed order) when it is stored.
+ */
+typedef float grad_input_vec __attribute__((vector_size(64)));
+static float lenet_c3_grad_input_gpack[1600] __attribute__((aligned(64)));
+static float lenet_c3_grad_input_wpack[2400] __attribute__((aligned(64)));
+/* Set while a call uses the packed buffers: a concurrent call takes the loop nest instead. */
+static atomic_flag lenet_c3_grad_input_busy = ATOMIC_FLAG_INIT;
+/* Per output row: the row, the grad_out row of its first filter row, first filter row, count. */
+static const int lenet_c3_grad_input_rows[14][4] = {
+    {0, 0, 0, 1},
+    {1, 1, 0, 2},
+    {2, 2, 0, 3},
+    {3, 3, 0, 4},
+    {4, 4, 0, 5},
+    {5, 5, 0, 5},
+    {6, 6, 0, 5},
+    {7, 7, 0, 5},
+    {8, 8, 0, 5},
+    {9, 9, 0, 5},
+    {10, 9, 1, 4},
+    {11, 9, 2, 3},
+    {12, 9, 3, 2},
+    {13, 9, 4, 1},
+};
+
+/* 1 pixel(s) x 6 input channels, 1 filter column(s) per filter row. */
+static void lenet_c3_grad_input_tile_1x1(const float *restrict gp, const float *restrict wp,
+    float *restrict out, ptrdiff_t rows)
+{
+    grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
+    for (ptrdiff_t a = 0; a < rows; ++a) {
+        for (ptrdiff_t col = 0; col < 1; ++col) {
+            const float *restrict gc = gp + a * -160 + col * -16;
+            const float *restrict wc = wp + a * 80 + col * 16;
+            /* rolled: unrolled, the compiler loads every block's vectors at once and spills */
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec g0 = *(const grad_input_vec *)(gc + kb * 1600 + 0);
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                a0_0 += g0 * w0;
+                a0_1 += g0 * w1;
+                a0_2 += g0 * w2;
+                a0_3 += g0 * w3;
+                a0_4 += g0 * w4;
+                a0_5 += g0 * w5;
+            }
+        }
+    }
+    float lanes[16] __attribute__((aligned(64)));
+    *(grad_input_vec *)lanes = a0_0;
+    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_1;
+    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_2;
+    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_3;
+    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_4;
+    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_5;
+    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+}
+
+/* 1 pixel(s) x 6 input channels, 2 filter column(s) per filter row. */
+static void lenet_c3_grad_input_tile_1x2(const float *restrict gp, const float *restrict wp,
+    float *restrict out, ptrdiff_t rows)
+{
+    grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
+    for (ptrdiff_t a = 0; a < rows; ++a) {
+        for (ptrdiff_t col = 0; col < 2; ++col) {
+            const float *restrict gc = gp + a * -160 + col * -16;
+            const float *restrict wc = wp + a * 80 + col * 16;
+            /* rolled: unrolled, the compiler loads every block's vectors at once and spills */
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec g0 = *(const grad_input_vec *)(gc + kb * 1600 + 0);
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                a0_0 += g0 * w0;
+                a0_1 += g0 * w1;
+                a0_2 += g0 * w2;
+                a0_3 += g0 * w3;
+                a0_4 += g0 * w4;
+                a0_5 += g0 * w5;
+            }
+        }
+    }
+    float lanes[16] __attribute__((aligned(64)));
+    *(grad_input_vec *)lanes = a0_0;
+    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_1;
+    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_2;
+    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_3;
+    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_4;
+    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_5;
+    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+}
+
+/* 1 pixel(s) x 6 input channels, 3 filter column(s) per filter row. */
+static void lenet_c3_grad_input_tile_1x3(const float *restrict gp, const float *restrict wp,
+    float *restrict out, ptrdiff_t rows)
+{
+    grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
+    for (ptrdiff_t a = 0; a < rows; ++a) {
+        for (ptrdiff_t col = 0; col < 3; ++col) {
+            const float *restrict gc = gp + a * -160 + col * -16;
+            const float *restrict wc = wp + a * 80 + col * 16;
+            /* rolled: unrolled, the compiler loads every block's vectors at once and spills */
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec g0 = *(const grad_input_vec *)(gc + kb * 1600 + 0);
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                a0_0 += g0 * w0;
+                a0_1 += g0 * w1;
+                a0_2 += g0 * w2;
+                a0_3 += g0 * w3;
+                a0_4 += g0 * w4;
+                a0_5 += g0 * w5;
+            }
+        }
+    }
+    float lanes[16] __attribute__((aligned(64)));
+    *(grad_input_vec *)lanes = a0_0;
+    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_1;
+    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_2;
+    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_3;
+    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_4;
+    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_5;
+    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+}
+
+/* 1 pixel(s) x 6 input channels, 4 filter column(s) per filter row. */
+static void lenet_c3_grad_input_tile_1x4(const float *restrict gp, const float *restrict wp,
+    float *restrict out, ptrdiff_t rows)
+{
+    grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
+    for (ptrdiff_t a = 0; a < rows; ++a) {
+        for (ptrdiff_t col = 0; col < 4; ++col) {
+            const float *restrict gc = gp + a * -160 + col * -16;
+            const float *restrict wc = wp + a * 80 + col * 16;
+            /* rolled: unrolled, the compiler loads every block's vectors at once and spills */
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec g0 = *(const grad_input_vec *)(gc + kb * 1600 + 0);
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                a0_0 += g0 * w0;
+                a0_1 += g0 * w1;
+                a0_2 += g0 * w2;
+                a0_3 += g0 * w3;
+                a0_4 += g0 * w4;
+                a0_5 += g0 * w5;
+            }
+        }
+    }
+    float lanes[16] __attribute__((aligned(64)));
+    *(grad_input_vec *)lanes = a0_0;
+    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_1;
+    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_2;
+    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_3;
+    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_4;
+    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_5;
+    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+}
+
+/* 3 pixel(s) x 6 input channels, 5 filter column(s) per filter row. */
+static void lenet_c3_grad_input_tile_3x5(const float *restrict gp, const float *restrict wp,
+    float *restrict out, ptrdiff_t rows)
+{
+    grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
+    grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
+    grad_input_vec a2_0 = (grad_input_vec){0}, a2_1 = (grad_input_vec){0}, a2_2 = (grad_input_vec){0}, a2_3 = (grad_input_vec){0}, a2_4 = (grad_input_vec){0}, a2_5 = (grad_input_vec){0};
+    for (ptrdiff_t a = 0; a < rows; ++a) {
+        for (ptrdiff_t col = 0; col < 5; ++col) {
+            const float *restrict gc = gp + a * -160 + col * -16;
+            const float *restrict wc = wp + a * 80 + col * 16;
+            /* rolled: unrolled, the compiler loads every block's vectors at once and spills */
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec g0 = *(const grad_input_vec *)(gc + kb * 1600 + 0);
+                const grad_input_vec g1 = *(const grad_input_vec *)(gc + kb * 1600 + 16);
+                const grad_input_vec g2 = *(const grad_input_vec *)(gc + kb * 1600 + 32);
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                a0_0 += g0 * w0;
+                a0_1 += g0 * w1;
+                a0_2 += g0 * w2;
+                a0_3 += g0 * w3;
+                a0_4 += g0 * w4;
+                a0_5 += g0 * w5;
+                a1_0 += g1 * w0;
+                a1_1 += g1 * w1;
+                a1_2 += g1 * w2;
+                a1_3 += g1 * w3;
+                a1_4 += g1 * w4;
+                a1_5 += g1 * w5;
+                a2_0 += g2 * w0;
+                a2_1 += g2 * w1;
+                a2_2 += g2 * w2;
+                a2_3 += g2 * w3;
+                a2_4 += g2 * w4;
+                a2_5 += g2 * w5;
+            }
+        }
+    }
+    float lanes[16] __attribute__((aligned(64)));
+    *(grad_input_vec *)lanes = a0_0;
+    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_1;
+    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_2;
+    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_3;
+    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_4;
+    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a0_5;
+    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a1_0;
+    out[1] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a1_1;
+    out[197] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a1_2;
+    out[393] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a1_3;
+    out[589] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a1_4;
+    out[785] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a1_5;
+    out[981] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a2_0;
+    out[2] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a2_1;
+    out[198] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a2_2;
+    out[394] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a2_3;
+    out[590] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a2_4;
+    out[786] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    *(grad_input_vec *)lanes = a2_5;
+    out[982] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+}
+
+void lenet_c3_grad_input(const float *restrict grad_out,
+                         const float *restrict w,
+                         float *restrict grad_x)
+{
+    if (atomic_flag_test_and_set(&lenet_c3_grad_input_busy)) {
+        lenet_c3_grad_input_fallback(grad_out, w, grad_x);
+        return;
+    }
+    float *restrict gpack = lenet_c3_grad_input_gpack;
+    float *restrict wpack = lenet_c3_grad_input_wpack;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        /* pack G: [n][vector block][i][j][lane]; W: [c][r][t][vector block][lane] */
+#ifdef _OPENMP
+#pragma omp for collapse(2)
+#endif
+        for (ptrdiff_t n = 0; n < 1; ++n) {
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                float *restrict to = gpack + n * 1600 + kb * 1600;
+                for (ptrdiff_t i = 0; i < 10; ++i) {
+                    for (ptrdiff_t j = 0; j < 10; ++j) {
+                        for (ptrdiff_t v = 0; v < 16; ++v) {
+                            const ptrdiff_t l = kb * 16 + v;
+                            to[(i * 10 + j) * 16 + v] =
+                                l < 16 ? grad_out[10*i + 100*l + 1600*n + j] : 0;
+                        }
+                    }
+                }
+            }
+        }
+#ifdef _OPENMP
+#pragma omp for
+#endif
+        for (ptrdiff_t l = 0; l < 16; ++l) {
+            for (ptrdiff_t c = 0; c < 6; ++c) {
+                for (ptrdiff_t r = 0; r < 5; ++r) {
+                    for (ptrdiff_t t = 0; t < 5; ++t) {
+                        wpack[(((c * 5 + r) * 5 + t) * 1 + l / 16) * 16 + l % 16] =
+                            l < 16 ? w[25*c + 150*l + 5*r + t] : 0;
+                    }
+                }
+            }
+        }
+        /* the tiles: every (batch item, output row) writes its own outputs */
+#ifdef _OPENMP
+#pragma omp for collapse(2) schedule(static)
+#endif
+        for (ptrdiff_t n = 0; n < 1; ++n) {
+            for (ptrdiff_t e = 0; e < 14; ++e) {
+                const ptrdiff_t oy = lenet_c3_grad_input_rows[e][0];
+                const float *restrict gp = gpack + n * 1600 + lenet_c3_grad_input_rows[e][1] * 160;
+                const float *restrict wp = wpack + lenet_c3_grad_input_rows[e][2] * 80;
+                const ptrdiff_t taps = lenet_c3_grad_input_rows[e][3];
+                float *restrict o = grad_x + 1176*n + 14*oy;
+                lenet_c3_grad_input_tile_1x1(gp + 0, wp + 0, o + 0, taps);
+                lenet_c3_grad_input_tile_1x2(gp + 16, wp + 0, o + 1, taps);
+                lenet_c3_grad_input_tile_1x3(gp + 32, wp + 0, o + 2, taps);
+                lenet_c3_grad_input_tile_1x4(gp + 48, wp + 0, o + 3, taps);
+                lenet_c3_grad_input_tile_3x5(gp + 64, wp + 0, o + 4, taps);
+                lenet_c3_grad_input_tile_3x5(gp + 112, wp + 0, o + 7, taps);
+                lenet_c3_grad_input_tile_1x4(gp + 144, wp + 16, o + 10, taps);
+                lenet_c3_grad_input_tile_1x3(gp + 144, wp + 32, o + 11, taps);
+                lenet_c3_grad_input_tile_1x2(gp + 144, wp + 48, o + 12, taps);
+                lenet_c3_grad_input_tile_1x1(gp + 144, wp + 64, o + 13, taps);
+            }
+        }
+    }
+    atomic_flag_clear(&lenet_c3_grad_input_busy);
+}
+
 
 /*
  * grad_weight: dL/dW, the valid cross-correlation of the input with G = dL/dO
@@ -205,9 +905,9 @@ void lenet_c3_grad_input(const float *restrict grad_out,
  *   grad_out  in   upstream gradient G = dL/dO
  *   grad_w    out  dL/dW (overwritten)
  */
-void lenet_c3_grad_weight(const float *restrict x,
-                          const float *restrict grad_out,
-                          float *restrict grad_w)
+static void lenet_c3_grad_weight_fallback(const float *restrict x,
+                                          const float *restrict grad_out,
+                                          float *restrict grad_w)
 {
 #ifdef _OPENMP
 #pragma omp parallel for collapse(2)
@@ -248,6 +948,369 @@ void lenet_c3_grad_weight(const float *restrict x,
         }
     }
 }
+/*
+ * grad_weight, register-tiled: 16 output channels per vector. G is packed once per call
+ * with those channels innermost (zeros past the last); a tile of input channels x filter columns
+ * accumulates in registers over the batch and every output position its guards allow.
+ */
+typedef float grad_weight_vec __attribute__((vector_size(64)));
+static float lenet_c3_grad_weight_pack[1600] __attribute__((aligned(64)));
+/* Set while a call uses the packed buffer: a concurrent call takes the loop nest instead. */
+static atomic_flag lenet_c3_grad_weight_busy = ATOMIC_FLAG_INIT;
+/* Per filter row: the row, the input row read by its first output row, first output row, count. */
+static const int lenet_c3_grad_weight_rows[5][4] = {
+    {0, 0, 0, 10},
+    {1, 1, 0, 10},
+    {2, 2, 0, 10},
+    {3, 3, 0, 10},
+    {4, 4, 0, 10},
+};
+/* The tiles: filter row, first filter column, first output column, count, first input column
+   read, first input channel, which tile function, vector block. Tiles that read the same input
+   channels come one after the other (they share what the cache holds). */
+static const int lenet_c3_grad_weight_tiles[10][8] = {
+    {0, 0, 0, 10, 0, 0, 1, 0},
+    {0, 3, 0, 10, 3, 0, 0, 0},
+    {1, 0, 0, 10, 0, 0, 1, 0},
+    {1, 3, 0, 10, 3, 0, 0, 0},
+    {2, 0, 0, 10, 0, 0, 1, 0},
+    {2, 3, 0, 10, 3, 0, 0, 0},
+    {3, 0, 0, 10, 0, 0, 1, 0},
+    {3, 3, 0, 10, 3, 0, 0, 0},
+    {4, 0, 0, 10, 0, 0, 1, 0},
+    {4, 3, 0, 10, 3, 0, 0, 0},
+};
+
+/* 6 input channel(s) x 2 filter column(s) x 16 output channels. */
+static void lenet_c3_grad_weight_tile_6x2(const float *restrict in, const float *restrict gp,
+    ptrdiff_t rows, ptrdiff_t cols, float *restrict out, ptrdiff_t valid, ptrdiff_t images, int first)
+{
+    grad_weight_vec a0_0_0 = (grad_weight_vec){0}, a0_0_1 = (grad_weight_vec){0};
+    grad_weight_vec a0_1_0 = (grad_weight_vec){0}, a0_1_1 = (grad_weight_vec){0};
+    grad_weight_vec a0_2_0 = (grad_weight_vec){0}, a0_2_1 = (grad_weight_vec){0};
+    grad_weight_vec a0_3_0 = (grad_weight_vec){0}, a0_3_1 = (grad_weight_vec){0};
+    grad_weight_vec a0_4_0 = (grad_weight_vec){0}, a0_4_1 = (grad_weight_vec){0};
+    grad_weight_vec a0_5_0 = (grad_weight_vec){0}, a0_5_1 = (grad_weight_vec){0};
+    for (ptrdiff_t n = 0; n < images; ++n) {
+        for (ptrdiff_t i = 0; i < rows; ++i) {
+            const float *restrict gi = gp + n * 1600 + i * 160;
+            const float *restrict xi = in + n * 1176 + i * 14;
+            for (ptrdiff_t j = 0; j < cols; ++j) {
+                const grad_weight_vec g0 = *(const grad_weight_vec *)(gi + j * 16 + 0);
+                const float *restrict xj = xi + j * 1;
+                {
+                    const float v = xj[0];
+                    a0_0_0 += g0 * v;
+                }
+                {
+                    const float v = xj[1];
+                    a0_0_1 += g0 * v;
+                }
+                {
+                    const float v = xj[196];
+                    a0_1_0 += g0 * v;
+                }
+                {
+                    const float v = xj[197];
+                    a0_1_1 += g0 * v;
+                }
+                {
+                    const float v = xj[392];
+                    a0_2_0 += g0 * v;
+                }
+                {
+                    const float v = xj[393];
+                    a0_2_1 += g0 * v;
+                }
+                {
+                    const float v = xj[588];
+                    a0_3_0 += g0 * v;
+                }
+                {
+                    const float v = xj[589];
+                    a0_3_1 += g0 * v;
+                }
+                {
+                    const float v = xj[784];
+                    a0_4_0 += g0 * v;
+                }
+                {
+                    const float v = xj[785];
+                    a0_4_1 += g0 * v;
+                }
+                {
+                    const float v = xj[980];
+                    a0_5_0 += g0 * v;
+                }
+                {
+                    const float v = xj[981];
+                    a0_5_1 += g0 * v;
+                }
+            }
+        }
+    }
+    float tile[12][16] __attribute__((aligned(64)));
+    *(grad_weight_vec *)&tile[0][0] = a0_0_0;
+    *(grad_weight_vec *)&tile[1][0] = a0_0_1;
+    *(grad_weight_vec *)&tile[2][0] = a0_1_0;
+    *(grad_weight_vec *)&tile[3][0] = a0_1_1;
+    *(grad_weight_vec *)&tile[4][0] = a0_2_0;
+    *(grad_weight_vec *)&tile[5][0] = a0_2_1;
+    *(grad_weight_vec *)&tile[6][0] = a0_3_0;
+    *(grad_weight_vec *)&tile[7][0] = a0_3_1;
+    *(grad_weight_vec *)&tile[8][0] = a0_4_0;
+    *(grad_weight_vec *)&tile[9][0] = a0_4_1;
+    *(grad_weight_vec *)&tile[10][0] = a0_5_0;
+    *(grad_weight_vec *)&tile[11][0] = a0_5_1;
+    for (ptrdiff_t lane = 0; lane < valid; ++lane) {
+        out[lane * 150 + 0] =
+            (first ? 0 : out[lane * 150 + 0]) + tile[0][lane];
+        out[lane * 150 + 1] =
+            (first ? 0 : out[lane * 150 + 1]) + tile[1][lane];
+        out[lane * 150 + 25] =
+            (first ? 0 : out[lane * 150 + 25]) + tile[2][lane];
+        out[lane * 150 + 26] =
+            (first ? 0 : out[lane * 150 + 26]) + tile[3][lane];
+        out[lane * 150 + 50] =
+            (first ? 0 : out[lane * 150 + 50]) + tile[4][lane];
+        out[lane * 150 + 51] =
+            (first ? 0 : out[lane * 150 + 51]) + tile[5][lane];
+        out[lane * 150 + 75] =
+            (first ? 0 : out[lane * 150 + 75]) + tile[6][lane];
+        out[lane * 150 + 76] =
+            (first ? 0 : out[lane * 150 + 76]) + tile[7][lane];
+        out[lane * 150 + 100] =
+            (first ? 0 : out[lane * 150 + 100]) + tile[8][lane];
+        out[lane * 150 + 101] =
+            (first ? 0 : out[lane * 150 + 101]) + tile[9][lane];
+        out[lane * 150 + 125] =
+            (first ? 0 : out[lane * 150 + 125]) + tile[10][lane];
+        out[lane * 150 + 126] =
+            (first ? 0 : out[lane * 150 + 126]) + tile[11][lane];
+    }
+}
+
+/* 6 input channel(s) x 3 filter column(s) x 16 output channels. */
+static void lenet_c3_grad_weight_tile_6x3(const float *restrict in, const float *restrict gp,
+    ptrdiff_t rows, ptrdiff_t cols, float *restrict out, ptrdiff_t valid, ptrdiff_t images, int first)
+{
+    grad_weight_vec a0_0_0 = (grad_weight_vec){0}, a0_0_1 = (grad_weight_vec){0}, a0_0_2 = (grad_weight_vec){0};
+    grad_weight_vec a0_1_0 = (grad_weight_vec){0}, a0_1_1 = (grad_weight_vec){0}, a0_1_2 = (grad_weight_vec){0};
+    grad_weight_vec a0_2_0 = (grad_weight_vec){0}, a0_2_1 = (grad_weight_vec){0}, a0_2_2 = (grad_weight_vec){0};
+    grad_weight_vec a0_3_0 = (grad_weight_vec){0}, a0_3_1 = (grad_weight_vec){0}, a0_3_2 = (grad_weight_vec){0};
+    grad_weight_vec a0_4_0 = (grad_weight_vec){0}, a0_4_1 = (grad_weight_vec){0}, a0_4_2 = (grad_weight_vec){0};
+    grad_weight_vec a0_5_0 = (grad_weight_vec){0}, a0_5_1 = (grad_weight_vec){0}, a0_5_2 = (grad_weight_vec){0};
+    for (ptrdiff_t n = 0; n < images; ++n) {
+        for (ptrdiff_t i = 0; i < rows; ++i) {
+            const float *restrict gi = gp + n * 1600 + i * 160;
+            const float *restrict xi = in + n * 1176 + i * 14;
+            for (ptrdiff_t j = 0; j < cols; ++j) {
+                const grad_weight_vec g0 = *(const grad_weight_vec *)(gi + j * 16 + 0);
+                const float *restrict xj = xi + j * 1;
+                {
+                    const float v = xj[0];
+                    a0_0_0 += g0 * v;
+                }
+                {
+                    const float v = xj[1];
+                    a0_0_1 += g0 * v;
+                }
+                {
+                    const float v = xj[2];
+                    a0_0_2 += g0 * v;
+                }
+                {
+                    const float v = xj[196];
+                    a0_1_0 += g0 * v;
+                }
+                {
+                    const float v = xj[197];
+                    a0_1_1 += g0 * v;
+                }
+                {
+                    const float v = xj[198];
+                    a0_1_2 += g0 * v;
+                }
+                {
+                    const float v = xj[392];
+                    a0_2_0 += g0 * v;
+                }
+                {
+                    const float v = xj[393];
+                    a0_2_1 += g0 * v;
+                }
+                {
+                    const float v = xj[394];
+                    a0_2_2 += g0 * v;
+                }
+                {
+                    const float v = xj[588];
+                    a0_3_0 += g0 * v;
+                }
+                {
+                    const float v = xj[589];
+                    a0_3_1 += g0 * v;
+                }
+                {
+                    const float v = xj[590];
+                    a0_3_2 += g0 * v;
+                }
+                {
+                    const float v = xj[784];
+                    a0_4_0 += g0 * v;
+                }
+                {
+                    const float v = xj[785];
+                    a0_4_1 += g0 * v;
+                }
+                {
+                    const float v = xj[786];
+                    a0_4_2 += g0 * v;
+                }
+                {
+                    const float v = xj[980];
+                    a0_5_0 += g0 * v;
+                }
+                {
+                    const float v = xj[981];
+                    a0_5_1 += g0 * v;
+                }
+                {
+                    const float v = xj[982];
+                    a0_5_2 += g0 * v;
+                }
+            }
+        }
+    }
+    float tile[18][16] __attribute__((aligned(64)));
+    *(grad_weight_vec *)&tile[0][0] = a0_0_0;
+    *(grad_weight_vec *)&tile[1][0] = a0_0_1;
+    *(grad_weight_vec *)&tile[2][0] = a0_0_2;
+    *(grad_weight_vec *)&tile[3][0] = a0_1_0;
+    *(grad_weight_vec *)&tile[4][0] = a0_1_1;
+    *(grad_weight_vec *)&tile[5][0] = a0_1_2;
+    *(grad_weight_vec *)&tile[6][0] = a0_2_0;
+    *(grad_weight_vec *)&tile[7][0] = a0_2_1;
+    *(grad_weight_vec *)&tile[8][0] = a0_2_2;
+    *(grad_weight_vec *)&tile[9][0] = a0_3_0;
+    *(grad_weight_vec *)&tile[10][0] = a0_3_1;
+    *(grad_weight_vec *)&tile[11][0] = a0_3_2;
+    *(grad_weight_vec *)&tile[12][0] = a0_4_0;
+    *(grad_weight_vec *)&tile[13][0] = a0_4_1;
+    *(grad_weight_vec *)&tile[14][0] = a0_4_2;
+    *(grad_weight_vec *)&tile[15][0] = a0_5_0;
+    *(grad_weight_vec *)&tile[16][0] = a0_5_1;
+    *(grad_weight_vec *)&tile[17][0] = a0_5_2;
+    for (ptrdiff_t lane = 0; lane < valid; ++lane) {
+        out[lane * 150 + 0] =
+            (first ? 0 : out[lane * 150 + 0]) + tile[0][lane];
+        out[lane * 150 + 1] =
+            (first ? 0 : out[lane * 150 + 1]) + tile[1][lane];
+        out[lane * 150 + 2] =
+            (first ? 0 : out[lane * 150 + 2]) + tile[2][lane];
+        out[lane * 150 + 25] =
+            (first ? 0 : out[lane * 150 + 25]) + tile[3][lane];
+        out[lane * 150 + 26] =
+            (first ? 0 : out[lane * 150 + 26]) + tile[4][lane];
+        out[lane * 150 + 27] =
+            (first ? 0 : out[lane * 150 + 27]) + tile[5][lane];
+        out[lane * 150 + 50] =
+            (first ? 0 : out[lane * 150 + 50]) + tile[6][lane];
+        out[lane * 150 + 51] =
+            (first ? 0 : out[lane * 150 + 51]) + tile[7][lane];
+        out[lane * 150 + 52] =
+            (first ? 0 : out[lane * 150 + 52]) + tile[8][lane];
+        out[lane * 150 + 75] =
+            (first ? 0 : out[lane * 150 + 75]) + tile[9][lane];
+        out[lane * 150 + 76] =
+            (first ? 0 : out[lane * 150 + 76]) + tile[10][lane];
+        out[lane * 150 + 77] =
+            (first ? 0 : out[lane * 150 + 77]) + tile[11][lane];
+        out[lane * 150 + 100] =
+            (first ? 0 : out[lane * 150 + 100]) + tile[12][lane];
+        out[lane * 150 + 101] =
+            (first ? 0 : out[lane * 150 + 101]) + tile[13][lane];
+        out[lane * 150 + 102] =
+            (first ? 0 : out[lane * 150 + 102]) + tile[14][lane];
+        out[lane * 150 + 125] =
+            (first ? 0 : out[lane * 150 + 125]) + tile[15][lane];
+        out[lane * 150 + 126] =
+            (first ? 0 : out[lane * 150 + 126]) + tile[16][lane];
+        out[lane * 150 + 127] =
+            (first ? 0 : out[lane * 150 + 127]) + tile[17][lane];
+    }
+}
+
+void lenet_c3_grad_weight(const float *restrict x,
+                          const float *restrict grad_out,
+                          float *restrict grad_w)
+{
+    if (atomic_flag_test_and_set(&lenet_c3_grad_weight_busy)) {
+        lenet_c3_grad_weight_fallback(x, grad_out, grad_w);
+        return;
+    }
+    float *restrict pack = lenet_c3_grad_weight_pack;
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+    {
+        /* pack G: [n][vector block][i][j][lane] */
+#ifdef _OPENMP
+#pragma omp for collapse(2)
+#endif
+        for (ptrdiff_t n = 0; n < 1; ++n) {
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                float *restrict to = pack + n * 1600 + kb * 1600;
+                for (ptrdiff_t i = 0; i < 10; ++i) {
+                    for (ptrdiff_t j = 0; j < 10; ++j) {
+                        for (ptrdiff_t v = 0; v < 16; ++v) {
+                            const ptrdiff_t lane = kb * 16 + v;
+                            const ptrdiff_t l = lane;
+                            to[(i * 10 + j) * 16 + v] =
+                                lane < 16 ? grad_out[10*i + 100*l + 1600*n + j] : 0;
+                        }
+                    }
+                }
+            }
+        }
+        /* the tiles, 1 image(s) at a time (what one pass over a tile's input channels
+           keeps in cache); every tile adds to its own entries of grad_w, the images in order. Each
+           thread owns a fixed range of tiles for every pass, so the passes need no barrier. */
+#ifdef _OPENMP
+        const ptrdiff_t team = omp_get_num_threads(), me = omp_get_thread_num();
+#else
+        const ptrdiff_t team = 1, me = 0;
+#endif
+        const ptrdiff_t mine = 10 * me / team, next = 10 * (me + 1) / team;
+        for (ptrdiff_t n0 = 0; n0 < 1; n0 += 1) {
+            for (ptrdiff_t e = mine; e < next; ++e) {
+                const int *task = lenet_c3_grad_weight_tiles[e];
+                const ptrdiff_t lane0 = task[7] * 16;
+                const ptrdiff_t l = lane0;
+                const ptrdiff_t valid = ix_min(16, 16 - lane0);
+                const ptrdiff_t r = task[0], t = task[1], c = task[5];
+                const ptrdiff_t ry = lenet_c3_grad_weight_rows[r][1];
+                const ptrdiff_t images = ix_min(1, 1 - n0);
+                const float *restrict in = x + n0 * 1176 + 196*c + 14*ry + task[4];
+                const float *restrict gp = pack + n0 * 1600 + task[7] * 1600
+                    + (lenet_c3_grad_weight_rows[r][2] * 10 + task[2]) * 16;
+                float *restrict out = grad_w + 25*c + 150*l + 5*r + t;
+                switch (task[6]) {
+                case 0:
+                    lenet_c3_grad_weight_tile_6x2(in, gp, lenet_c3_grad_weight_rows[r][3], task[3], out, valid, images, n0 == 0);
+                    break;
+                case 1:
+                    lenet_c3_grad_weight_tile_6x3(in, gp, lenet_c3_grad_weight_rows[r][3], task[3], out, valid, images, n0 == 0);
+                    break;
+                default:
+                    break;
+                }
+            }
+        }
+    }
+    atomic_flag_clear(&lenet_c3_grad_weight_busy);
+}
+
 
 /*
  * grad_bias: dL/db, G = dL/dO summed over the batch and all positions

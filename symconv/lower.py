@@ -26,6 +26,10 @@ The stages, each a small function below:
 
 Everything is specialised to the layer's numbers (``derive(spec).general()``); the symbolic form
 only supplies the names of the sizes (``OUT_H``...) and the formula printed above each function.
+
+2-D layers with enough channels for the vector lanes also get register-tiled versions of their
+passes (``symconv.lower_blocked``, in ``Module.blocked``): their C functions run those, and the
+loop nests lowered here stay in the file as the always-correct fallback.
 """
 
 from __future__ import annotations
@@ -880,11 +884,13 @@ def lower_form(form: IndexForm, symbolic: IndexForm, layer: Layer) -> ir.Kernel:
     )
 
 
-def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None) -> ir.Module:
+def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None, tiled: bool = True) -> ir.Module:
     """The C kernels of ``spec`` as a ``codegen.ir.Module`` (forward, grad_input, grad_weight,
     and grad_bias with a bias), element type ``dtype`` ("float32" or "float64").
 
     ``name`` (a C identifier) prefixes every function; by default it comes from the layer.
+    With ``tiled`` the passes that suit it also get a register-tiled version
+    (``symconv.lower_blocked``), which their C function then runs.
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, but got {type(spec).__name__}")
@@ -898,6 +904,16 @@ def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None) ->
     kernels = tuple(
         lower_form(specialised[key], symbolic[key], layer) for key in KERNELS if key in specialised.forms
     )
+    blocked: tuple[ir.Blocked, ...] = ()
+    if tiled and spec.rank == 2:
+        from .lower_blocked import plan, plan_reduce, plan_weight  # the fast path builds on this module
+
+        plans = [plan(specialised[key], layer.shapes, ctype, spec.bias) for key in ("O", "dX")]
+        if plans[1] is None:  # too few input channels for the lanes: sum the output channels in them
+            plans[1] = plan_reduce(specialised["dX"], layer.shapes, ctype)
+        plans.append(plan_weight(specialised["dW"], layer.shapes, ctype))
+        blocked = tuple(p for p in plans if p is not None)
     return ir.Module(
-        name=name, ctype=ctype, layer=spec.describe(), macros=macros, tensors=layouts, kernels=kernels
+        name=name, ctype=ctype, layer=spec.describe(), macros=macros, tensors=layouts, kernels=kernels,
+        blocked=blocked,
     )

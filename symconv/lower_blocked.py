@@ -1,0 +1,461 @@
+"""Lowering, fast path: a 2-D pass as register tiles with channels in the vector lanes.
+
+The forward pass and the input gradient have the same shape of sum,
+
+    out[n, lane, Y, X] = init + Σ_{red, r, t} read[n, red, RY(Y, r), RX(X, t)] · W[.., r, t]
+
+(forward: lanes are output channels k, the sum runs over input channels c and reads X; input
+gradient: lanes are input channels c, the sum runs over output channels k and reads G). Putting
+``LANES`` consecutive lane channels in one vector turns every term into one vector multiply-add:
+a weight vector (the filter tap of those channels, packed once per call) times one broadcast
+element of ``read``. Stride, dilation and padding then only change *which* element is broadcast,
+never the vector loads, so every layer gets dense vector arithmetic.
+
+What the general form decides, evaluated here on this layer's numbers (nothing retyped):
+
+* per output row ``Y`` (and column ``X``), the taps whose guards hold, as a first tap and a
+  count (stride residue classes of the input gradient keep one tap in ``s``: never a term that
+  is a multiplied inserted zero), and the read row (column) of the first tap;
+* the memory steps: per tap, per reduced channel, per pixel of a tile (flat coefficients of the
+  read access);
+* the flat offsets of the read, weight and output accesses, printed by SymPy's C printer.
+
+Columns with the same tap range are cut into tiles of up to ``max_width`` pixels: each tile is
+``width × pair`` accumulator vectors held in registers for the whole sum, so the hot loop tests
+nothing. The plan is plain data (``codegen.ir.Blocked``); the template writes the C.
+
+Two more plans follow the same recipe: ``plan_weight`` (the weight gradient: output channels in
+the lanes, input channels × filter columns in a tile, the batch and positions summed in
+registers) and ``plan_reduce`` (the input gradient of layers with too few input channels for
+the lanes: the summed output channels go there instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import ceil
+from typing import Mapping, Sequence
+
+import sympy as sp
+
+from codegen import ir
+
+from .general import IndexForm
+from .lower import ARRAYS, PARALLEL_MIN_WORK, c_code, exact_division, flat_coefficient, flat_offset
+
+#: Bytes in one vector of the register tile (one AVX-512 register; narrower CPUs use several).
+VECTOR_BYTES = 64
+ELEMENT_BYTES = {"float": 4, "double": 8}
+#: Accumulator vectors per register tile: enough to hide the multiply-add latency, few enough
+#: to stay in the 32 vector registers with the weight vectors.
+TILE_VECTORS = 20
+#: Vectors of lane channels per register tile, by preference: each broadcast element then
+#: feeds that many multiply-adds.
+PAIRS = (2, 1)
+#: Vector blocks of output channels per weight-gradient tile, by preference: with two, each
+#: broadcast input element feeds two multiply-adds (measured: twice as fast on 32 channels).
+WEIGHT_PAIRS = (2, 1)
+#: Vectors per register tile for 1x1 filters (where a broadcast element has no other use).
+ONE_TAP_PAIR = 4
+#: Filter rows longer than this run as a loop over their columns with one vector of lane
+#: channels per tile (measured on AlexNet's 11x11 filters: 98 GFLOP/s against 75 with two).
+LONG_ROW = 4
+#: Below this share of real lanes (lane channels / padded lane channels) the lanes waste more
+#: than the tile gains: such passes keep the general loop nest.
+MIN_LANE_USE = 0.75
+#: The largest packed copy (weights or G) a tiled kernel may keep as a static array; beyond it
+#: the loop nest runs (a static array of gigabytes may not even link).
+MAX_PACK_BYTES = 1 << 28
+#: The forms this path handles, and the kernel each one is.
+FORMS = {"O": "forward", "dX": "grad_input"}
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One spatial axis of the pass, as evaluated from the general form.
+
+    ``taps[Y]`` is ``(first tap, count, read coordinate of the first tap)`` for output
+    coordinate ``Y``; consecutive valid taps are ``tap_step`` apart and move the read coordinate
+    by ``read_step``; output coordinates ``pixel_step`` apart move it by ``pixel_read``.
+    """
+
+    taps: tuple[tuple[int, int, int], ...]
+    tap_step: int
+    read_step: int
+    pixel_step: int
+    pixel_read: int
+
+
+def _evaluator(expr: sp.Basic, variables: Sequence[sp.Symbol]):
+    """``expr`` as a Python function of integers, in exact integer arithmetic (a ``Quotient``
+    is ``//``: right wherever its divisibility guard holds, and the guards are tested together)."""
+    return sp.lambdify(variables, expr, modules="math")
+
+
+def separable(guards: Sequence[sp.Basic], *axes: set[sp.Symbol]) -> bool:
+    """Whether every guard involves the indices of one axis only (then the axes are analysed
+    one at a time, and a tile's range along one never depends on the other)."""
+    return all(any(guard.free_symbols <= axis for axis in axes) for guard in guards)
+
+
+def analyse_axis(pixel: sp.Symbol, extent: int, tap: sp.Symbol, taps: int, index: sp.Expr,
+                 guards: Sequence[sp.Basic]) -> Axis | None:
+    """Valid taps and read coordinates along one axis, or None if they are not regular.
+
+    Only guards on this axis's pixel and tap take part (the general form's guards are per axis).
+    """
+    mine = [g for g in guards if g.free_symbols <= {pixel, tap} and g.free_symbols & {pixel, tap}]
+    holds = _evaluator(sp.And(*mine) if mine else sp.true, (pixel, tap))
+    where = _evaluator(index, (pixel, tap))
+    coefficient = sp.Rational(sp.expand(exact_division(index)).coeff(pixel))
+    if coefficient == 0:
+        return None
+    pixel_step = int(coefficient.q)
+    pixel_read = int(coefficient * pixel_step)
+    rows, tap_step, read_step = [], 0, None
+    for y in range(extent):
+        valid = [t for t in range(taps) if bool(holds(y, t))]
+        if not valid:
+            rows.append((0, 0, 0))
+            continue
+        reads = [where(y, t) for t in valid]
+        if any(not isinstance(v, int) for v in reads):
+            return None
+        steps = {b - a for a, b in zip(valid, valid[1:])}
+        moves = {b - a for a, b in zip(reads, reads[1:])}
+        if len(steps) > 1 or len(moves) > 1:
+            return None
+        if steps:
+            step, move = steps.pop(), moves.pop()
+            if (tap_step and step != tap_step) or (read_step is not None and move != read_step):
+                return None
+            tap_step, read_step = step, move
+        rows.append((valid[0], len(valid), reads[0]))
+    return Axis(tuple(rows), tap_step or 1, read_step or 0, pixel_step, pixel_read)
+
+
+def column_tiles(axis: Axis, max_width: int) -> tuple[ir.BlockTile, ...]:
+    """Output columns cut into tiles: runs of columns ``pixel_step`` apart with the same taps,
+    split into nearly equal pieces of at most ``max_width``."""
+    tiles = []
+    for residue in range(axis.pixel_step):
+        columns = list(range(residue, len(axis.taps), axis.pixel_step))
+        run: list[int] = []
+        for x in columns + [None]:
+            same = (
+                x is not None and run
+                and axis.taps[x][:2] == axis.taps[run[0]][:2]
+                and axis.taps[x][2] == axis.taps[run[-1]][2] + axis.pixel_read
+            )
+            if run and not same:
+                pieces = ceil(len(run) / max_width)
+                size, extra = divmod(len(run), pieces)
+                at = 0
+                for piece in range(pieces):
+                    width = size + (piece < extra)
+                    first = run[at]
+                    tap, count, read = axis.taps[first]
+                    tiles.append(ir.BlockTile(first, read, tap, count, width))
+                    at += width
+                run = []
+            if x is not None:
+                run.append(x)
+    return tuple(tiles)
+
+
+def _lane_and_reduce(form: IndexForm) -> tuple[sp.Symbol, sp.Symbol, sp.Symbol | None]:
+    """The lane channel (last free channel index), the reduced channel and the group index."""
+    free = [loop.var for loop in form.free]
+    group = next((v for v in free if v.name == "g"), None)
+    lane = free[-3]
+    reduce = form.sums[0].var
+    return lane, reduce, group
+
+
+def plan(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has_bias: bool) -> ir.Blocked | None:
+    """The register-tile plan of one 2-D form ("O" or "dX"), or None where it does not pay."""
+    if form.name not in FORMS or len(form.free) < 4 or len(form.sums) != 3:
+        return None
+    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    lane, reduce, group = _lane_and_reduce(form)
+    extents = {loop.var: int(loop.hi) - int(loop.lo) + 1 for loop in form.free + form.sums}
+    groups = extents.get(group, 1) if group is not None else 1
+    per_group, reduced = extents[lane], extents[reduce]
+    if groups > 1 and per_group % lanes:
+        return None  # a vector would straddle two groups
+    total = groups * per_group
+    blocks = ceil(total / lanes)
+    if total / (blocks * lanes) < MIN_LANE_USE:
+        return None
+    pair = next(
+        size for size in PAIRS if blocks % size == 0 and (groups == 1 or per_group % (size * lanes) == 0)
+    )
+    if blocks * lanes * reduced * shapes["W"][-2] * shapes["W"][-1] * ELEMENT_BYTES[ctype] > MAX_PACK_BYTES:
+        return None
+
+    weight = next(a for a in form.term.atoms(sp.Indexed) if a.base.name == "W")
+    read = next(a for a in form.term.atoms(sp.Indexed) if a.base.name != "W")
+    (y, x), (r, t) = [loop.var for loop in form.free[-2:]], [loop.var for loop in form.sums[1:]]
+    taps_h, taps_w = shapes["W"][-2], shapes["W"][-1]
+    if not separable(form.guards, {y, r}, {x, t}):
+        return None
+    rows = analyse_axis(y, extents[y], r, taps_h, read.indices[-2], form.guards)
+    cols = analyse_axis(x, extents[x], t, taps_w, read.indices[-1], form.guards)
+    if rows is None or cols is None:
+        return None
+
+    read_shape, out_shape = shapes[read.base.name], shapes[form.target.base.name]
+    read_row = read_shape[-1]
+    names = {s: sp.Symbol(s) for s in ("n", "g", "l", "m", "r", "t", "ry", "oy")}
+    at_group = {group: names["g"]} if group is not None else {}
+    read_base = flat_offset(
+        [sp.sympify(i).xreplace({**at_group, reduce: 0}) for i in read.indices[:2]] + [names["ry"], 0], read_shape
+    )
+    out_base = flat_offset(
+        [sp.sympify(i).xreplace({**at_group, lane: names["l"]}) for i in form.target.indices[:2]]
+        + [names["oy"], 0],
+        out_shape,
+    )
+    weight_index = flat_offset(
+        [sp.sympify(i).xreplace({**at_group, lane: names["l"], reduce: names["m"]}) for i in weight.indices],
+        shapes["W"],
+    )
+    bias = ""
+    if has_bias and form.plus != 0:
+        access = next(iter(sp.sympify(form.plus).atoms(sp.Indexed)))
+        bias = c_code(flat_offset([sp.sympify(access.indices[0]).xreplace({**at_group, lane: names["l"]})],
+                                  shapes[access.base.name]))
+    if taps_w > LONG_ROW:
+        pair = 1  # the column loop stays rolled: one weight vector feeds a row of broadcast FMAs
+    wide = ONE_TAP_PAIR
+    if taps_h * taps_w == 1 and blocks % wide == 0 and (groups == 1 or per_group % (wide * lanes) == 0):
+        pair = wide  # one tap: no reuse of the broadcast along taps, so feed it to more vectors
+    width = max(1, TILE_VECTORS // pair)
+    work = 1
+    for loop in form.free + form.sums:
+        work *= extents[loop.var]
+    return ir.Blocked(
+        kernel=FORMS[form.name],
+        lanes=lanes,
+        pair=pair,
+        blocks=blocks,
+        lane_count=total,
+        per_group=per_group,
+        grouped=group is not None,
+        reduce=reduced,
+        batch=extents[form.free[0].var],
+        taps_h=taps_h,
+        taps_w=taps_w,
+        tap_step_h=rows.tap_step,
+        tap_step_w=cols.tap_step,
+        read_arg=ARRAYS[read.base.name][0],
+        out_arg=ARRAYS[form.target.base.name][0],
+        read_base=c_code(read_base),
+        read_chan=int(flat_coefficient(read, reduce, shapes)),
+        read_tap_row=rows.read_step * read_row,
+        read_tap_col=cols.read_step,
+        read_pixel=cols.pixel_read,
+        out_base=c_code(out_base),
+        out_chan=int(flat_coefficient(form.target, lane, shapes)),
+        out_pixel=cols.pixel_step,
+        weight_index=c_code(weight_index),
+        bias_index=bias,
+        rows=tuple(ir.BlockRow(oy, read, tap, count) for oy, (tap, count, read) in enumerate(rows.taps)),
+        tiles=column_tiles(cols, width),
+        work=work,
+        threaded=work >= PARALLEL_MIN_WORK,
+    )
+
+
+# -- the weight gradient ------------------------------------------------------------------------
+
+
+def tap_tiles(axis: Axis, max_width: int) -> tuple[ir.BlockTile, ...]:
+    """Filter columns cut into tiles that share their range of output columns: ``out`` is the
+    first filter column, ``tap``/``taps`` the first output column and how many, ``read`` the
+    input column they start at."""
+    tiles = []
+    run: list[int] = []
+    for t in list(range(len(axis.taps))) + [None]:
+        same = (
+            t is not None and run
+            and axis.taps[t][:2] == axis.taps[run[0]][:2]
+            and axis.taps[t][2] == axis.taps[run[-1]][2] + axis.pixel_read
+        )
+        if run and not same:
+            pieces = ceil(len(run) / max_width)
+            size, extra = divmod(len(run), pieces)
+            at = 0
+            for piece in range(pieces):
+                width = size + (piece < extra)
+                first, count, read = axis.taps[run[at]]
+                tiles.append(ir.BlockTile(run[at], read, first, count, width))
+                at += width
+            run = []
+        if t is not None:
+            run.append(t)
+    return tuple(tiles)
+
+
+def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.BlockedWeight | None:
+    """The register-tile plan of the 2-D weight gradient, or None where it does not pay.
+
+    ``dW[k, c, r, t] = Σ_{n, i, j} G[n, k, i, j] · X[n, c, RY(i, r), RX(j, t)]``: the output
+    channels ``k`` go in the lanes (G is packed once per call with them innermost), a tile holds
+    a block of input channels × filter columns, and the sum over the batch and the output rows
+    and columns (where the guards hold, as ranges per filter row and column) runs in registers.
+    """
+    if form.name != "dW" or len(form.free) < 4 or len(form.sums) != 3:
+        return None
+    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    free = [loop.var for loop in form.free]
+    group = next((v for v in free if v.name == "g"), None)
+    lane, chan, r, t = free[-4:]
+    n, i, j = (loop.var for loop in form.sums)
+    extents = {loop.var: int(loop.hi) - int(loop.lo) + 1 for loop in form.free + form.sums}
+    groups = extents[group] if group is not None else 1
+    per_group, channels = extents[lane], extents[chan]
+    if groups > 1 and per_group % lanes:
+        return None
+    total = groups * per_group
+    blocks = ceil(total / lanes)
+    if total / (blocks * lanes) < MIN_LANE_USE:
+        return None
+    if extents[n] * blocks * lanes * extents[i] * extents[j] * ELEMENT_BYTES[ctype] > MAX_PACK_BYTES:
+        return None
+    grad = next(a for a in form.term.atoms(sp.Indexed) if a.base.name == "G")
+    read = next(a for a in form.term.atoms(sp.Indexed) if a.base.name == "X")
+    if not separable(form.guards, {r, i}, {t, j}):
+        return None
+    rows = analyse_axis(r, extents[r], i, extents[i], read.indices[-2], form.guards)
+    cols = analyse_axis(t, extents[t], j, extents[j], read.indices[-1], form.guards)
+    if rows is None or cols is None or rows.tap_step != 1 or cols.tap_step != 1:
+        return None
+    pair = next(
+        size for size in WEIGHT_PAIRS if blocks % size == 0 and (groups == 1 or per_group % (size * lanes) == 0)
+    )
+    chan_block = min(channels, max(1, TILE_VECTORS // pair))
+    tiles = tap_tiles(cols, max(1, TILE_VECTORS // (pair * chan_block)))
+    pieces = ceil(channels / chan_block)
+    size, extra = divmod(channels, pieces)
+    chan_blocks, at = [], 0
+    for piece in range(pieces):
+        chan_blocks.append((at, size + (piece < extra)))
+        at += size + (piece < extra)
+
+    names = {s: sp.Symbol(s) for s in ("n", "g", "l", "c", "r", "t", "i", "ry")}
+    at_group = {group: names["g"]} if group is not None else {}
+    read_shape = shapes["X"]
+    read_base = flat_offset(
+        [0, sp.sympify(read.indices[1]).xreplace({**at_group, chan: names["c"]}), names["ry"], 0],
+        read_shape,
+    )
+    grad_index = flat_offset(
+        [names["n"], sp.sympify(grad.indices[1]).xreplace({**at_group, lane: names["l"]}), names["i"], 0],
+        shapes["G"],
+    )
+    target_index = flat_offset(
+        [sp.sympify(v).xreplace({**at_group, lane: names["l"], chan: names["c"]}) for v in form.target.indices[:2]]
+        + [names["r"], names["t"]],
+        shapes["dW"],
+    )
+    work = 1
+    for loop in form.free + form.sums:
+        work *= extents[loop.var]
+    return ir.BlockedWeight(
+        lanes=lanes,
+        pair=pair,
+        blocks=blocks,
+        lane_count=total,
+        per_group=per_group,
+        grouped=group is not None,
+        channels=channels,
+        batch=extents[n],
+        out_h=extents[i],
+        out_w=extents[j],
+        taps_h=extents[r],
+        read_base=c_code(read_base),
+        read_batch=int(flat_coefficient(read, n, shapes)),
+        read_chan=int(flat_coefficient(read, chan, shapes)),
+        read_row=rows.read_step * read_shape[-1],
+        read_col=cols.read_step,
+        read_tap=cols.pixel_read,
+        grad_index=c_code(grad_index),
+        target_index=c_code(target_index),
+        target_lane=int(flat_coefficient(form.target, lane, shapes)),
+        target_chan=int(flat_coefficient(form.target, chan, shapes)),
+        target_tap=int(flat_coefficient(form.target, t, shapes)),
+        rows=tuple(ir.BlockRow(row, read, tap, count) for row, (tap, count, read) in enumerate(rows.taps)),
+        tiles=tiles,
+        chan_blocks=tuple(chan_blocks),
+        work=work,
+        threaded=work >= PARALLEL_MIN_WORK,
+    )
+
+
+# -- the input gradient of layers with few input channels ----------------------------------------
+
+
+def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.BlockedReduce | None:
+    """The input gradient with the *summed* channels in the lanes, for layers whose input
+    channels are too few to fill a vector (an RGB image layer, LeNet's C3).
+
+    ``dX[n, c, Y, X] = Σ_{r, t} Σ_k G[n, k, ...] · W[k, c, r, t]``: G and W are packed with
+    ``LANES`` output channels ``k`` innermost, a tile of pixels × every input channel keeps one
+    vector of partial sums each, added up across the lanes once at the end.
+    """
+    if form.name != "dX" or len(form.free) != 4 or len(form.sums) != 3:
+        return None  # one group only
+    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    n, chan, y, x = (loop.var for loop in form.free)
+    k, r, t = (loop.var for loop in form.sums)
+    extents = {loop.var: int(loop.hi) - int(loop.lo) + 1 for loop in form.free + form.sums}
+    channels, summed = extents[chan], extents[k]
+    blocks = ceil(summed / lanes)
+    if channels < 2 or channels > TILE_VECTORS // 2 or summed / (blocks * lanes) < MIN_LANE_USE:
+        return None
+    if extents[n] * blocks * lanes * shapes["G"][-2] * shapes["G"][-1] * ELEMENT_BYTES[ctype] > MAX_PACK_BYTES:
+        return None
+    grad = next(a for a in form.term.atoms(sp.Indexed) if a.base.name == "G")
+    if not separable(form.guards, {y, r}, {x, t}):
+        return None
+    rows = analyse_axis(y, extents[y], r, shapes["W"][-2], grad.indices[-2], form.guards)
+    cols = analyse_axis(x, extents[x], t, shapes["W"][-1], grad.indices[-1], form.guards)
+    if rows is None or cols is None:
+        return None
+    names = {s: sp.Symbol(s) for s in ("n", "l", "c", "r", "t", "i", "oy")}
+    grad_index = flat_offset([names["n"], names["l"], names["i"], 0], shapes["G"])
+    weight_index = flat_offset(
+        [sp.sympify(v).xreplace({k: names["l"], chan: names["c"], r: names["r"], t: names["t"]})
+         for v in next(a for a in form.term.atoms(sp.Indexed) if a.base.name == "W").indices],
+        shapes["W"],
+    )
+    out_base = flat_offset([names["n"], 0, names["oy"], 0], shapes["dX"])
+    work = 1
+    for loop in form.free + form.sums:
+        work *= extents[loop.var]
+    return ir.BlockedReduce(
+        lanes=lanes,
+        blocks=blocks,
+        summed=summed,
+        channels=channels,
+        batch=extents[n],
+        grad_h=shapes["G"][-2],
+        grad_w=shapes["G"][-1],
+        taps_h=shapes["W"][-2],
+        taps_w=shapes["W"][-1],
+        tap_step_h=rows.tap_step,
+        tap_step_w=cols.tap_step,
+        grad_tap_row=rows.read_step,
+        grad_tap_col=cols.read_step,
+        grad_pixel=cols.pixel_read,
+        grad_index=c_code(grad_index),
+        weight_index=c_code(weight_index),
+        out_base=c_code(out_base),
+        out_chan=int(flat_coefficient(form.target, chan, shapes)),
+        out_pixel=cols.pixel_step,
+        rows=tuple(ir.BlockRow(oy, read, tap, count) for oy, (tap, count, read) in enumerate(rows.taps)),
+        tiles=column_tiles(cols, max(1, TILE_VECTORS // channels)),
+        work=work,
+        threaded=work >= PARALLEL_MIN_WORK,
+    )
