@@ -10,6 +10,16 @@ Flags: ``-O3 -march=native`` (when accepted), ``-std=gnu11`` (strict ``c11`` dis
 contraction), ``-fopenmp`` (when the compiler supports it; else serial, with one warning) and
 ``-fno-wrapv`` last. No ``-ffast-math``: results must match the references to rounding.
 
+Sanitised builds: with ``SYMCONV_SANITIZE=1`` every module is also compiled with
+``-fsanitize=address,undefined -fno-sanitize-recover=all`` (any out-of-bounds access or undefined
+behaviour in the generated C ends the process with a report). The flags are part of the cache key,
+so sanitised and plain modules never mix. The AddressSanitizer runtime must be the first library of
+the process, which an ordinary ``python`` is not built for; run it as
+
+    LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 SYMCONV_SANITIZE=1 python ...
+
+(without the preload the runtime would abort the whole process on load, so building refuses first).
+
 What the compiler supports is probed once per process (``cc --version``) and, for the slow probes
 (``-march=native``, OpenMP, the native target description), once per compiler and CPU: the answer
 is kept in the cache directory, so that a cache hit in a fresh process stays cheap.
@@ -52,6 +62,16 @@ EXTENSION_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 
 #: Bump when the way modules are built changes in a way the other key inputs do not show.
 BUILD_FORMAT = "1"
+
+#: ``1`` builds every module with AddressSanitizer and UndefinedBehaviorSanitizer (``0``/unset: not).
+SANITIZE_ENV = "SYMCONV_SANITIZE"
+#: Added to the flags of a sanitised build: abort on the first report, keep frames and lines readable.
+SANITIZE_FLAGS = (
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+    "-g",
+)
 
 _PROBE_C = "int symconv_probe(int x) { return x + 1; }\n"
 _PROBE_OPENMP_C = """\
@@ -108,6 +128,7 @@ class Toolchain:
     openmp: bool
     cpu: str  # CPU features of this machine (the `flags` line of /proc/cpuinfo)
     target: str  # what -march=native resolves to (`-Q --help=target`), "" if unknown
+    sanitize: bool = False  # built with SANITIZE_FLAGS (they are in `flags`, hence in the key)
 
     @property
     def name(self) -> str:
@@ -137,7 +158,13 @@ def compiler_argv() -> tuple[str, ...]:
     """``$CC`` split like a shell would (it may carry arguments), else ``cc``, else ``gcc``."""
     configured = os.environ.get("CC", "").strip()
     if configured:
-        return tuple(shlex.split(configured))
+        try:
+            return tuple(shlex.split(configured))
+        except ValueError as exc:  # e.g. an unbalanced quote
+            raise CompilerError(
+                f"$CC must be a command line such as 'gcc' or 'gcc -m64', but got {configured!r} ({exc})",
+                compiler=configured,
+            ) from exc
     for candidate in ("cc", "gcc"):
         if shutil.which(candidate):
             return (candidate,)
@@ -161,19 +188,57 @@ def cpu_features() -> str:
     return f"{platform.machine()} {platform.processor()}".strip()
 
 
-_toolchains: dict[tuple[tuple[str, ...], str], Toolchain] = {}
+def sanitize_requested() -> bool:
+    """Whether ``$SYMCONV_SANITIZE`` asks for sanitised builds (``1``; ``0`` or unset: no)."""
+    value = os.environ.get(SANITIZE_ENV, "").strip()
+    if value not in ("", "0", "1"):
+        raise ValueError(f"${SANITIZE_ENV} must be 0 or 1, but got {value!r}")
+    return value == "1"
+
+
+def sanitizer_runtime_loaded() -> bool:
+    """Whether this process runs with the AddressSanitizer runtime (preloaded, so first in line)."""
+    try:
+        return hasattr(ctypes.CDLL(None), "__asan_init")
+    except OSError:
+        return False
+
+
+class SanitizerRuntimeError(RuntimeError):
+    """A sanitised build was asked for in a process that cannot load one (no ASan runtime)."""
+
+
+def require_sanitizer_runtime(tools: Toolchain) -> None:
+    """Refuse to load a sanitised module into a process without the runtime: it would abort it."""
+    if not tools.sanitize or sanitizer_runtime_loaded():
+        return
+    try:
+        found = _run([*tools.compiler, "-print-file-name=libasan.so"]).stdout.strip()
+    except OSError:
+        found = ""
+    library = found or "$(gcc -print-file-name=libasan.so)"
+    raise SanitizerRuntimeError(
+        f"${SANITIZE_ENV}=1 builds kernels with AddressSanitizer, whose runtime must be loaded before "
+        f"Python starts, but this process runs without it; run it as "
+        f"LD_PRELOAD={library} ASAN_OPTIONS=detect_leaks=0 {SANITIZE_ENV}=1 python ... "
+        f"(or unset {SANITIZE_ENV})"
+    )
+
+
+_toolchains: dict[tuple[tuple[str, ...], str, bool], Toolchain] = {}
 _toolchain_lock = threading.Lock()
 
 
 def toolchain(cache: Cache | None = None) -> Toolchain:
-    """The probed toolchain for the current ``$CC`` (memoised per process and compiler)."""
+    """The probed toolchain for the current ``$CC`` and ``$SYMCONV_SANITIZE`` (memoised per process)."""
     argv = compiler_argv()
+    sanitize = sanitize_requested()
     cache = cache if cache is not None else default_cache()
-    memo_key = (argv, str(cache.root))
+    memo_key = (argv, str(cache.root), sanitize)
     with _toolchain_lock:
         found = _toolchains.get(memo_key)
         if found is None:
-            found = _probe(argv, cache)
+            found = _probe(argv, cache, sanitize)
             _toolchains[memo_key] = found
         return found
 
@@ -204,7 +269,7 @@ def _compiler_version(argv: tuple[str, ...]) -> str:
     return done.stdout.strip()
 
 
-def _probe(argv: tuple[str, ...], cache: Cache) -> Toolchain:
+def _probe(argv: tuple[str, ...], cache: Cache, sanitize: bool = False) -> Toolchain:
     version = _compiler_version(argv)
     cpu = cpu_features()
     resolved = shutil.which(argv[0]) or argv[0]
@@ -231,8 +296,10 @@ def _probe(argv: tuple[str, ...], cache: Cache) -> Toolchain:
             RuntimeWarning,
             stacklevel=3,
         )
+    if sanitize:
+        flags += SANITIZE_FLAGS
     flags.append("-fno-wrapv")  # last, so that it wins over any default that says otherwise
-    return Toolchain(argv, version, tuple(flags), bool(found["openmp"]), cpu, found["target"])
+    return Toolchain(argv, version, tuple(flags), bool(found["openmp"]), cpu, found["target"], sanitize)
 
 
 def _probe_record_ok(record: Any) -> bool:
@@ -380,6 +447,7 @@ def build_extension(
     with _loaded_lock:
         if memo_key in _loaded:
             return _loaded[memo_key]
+    require_sanitizer_runtime(tools)  # before any load: without the runtime, loading aborts Python
 
     so_name = name + EXTENSION_SUFFIX
 

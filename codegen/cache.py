@@ -19,16 +19,21 @@ Why it is safe:
 * every hit is checked against its manifest (key, inputs, file hashes, pinned hashes) before it
   is loaded, and an entry that fails any check, or does not load, is removed and rebuilt.
 
-Location: ``$SYMCONV_CACHE_DIR``, else the per-user cache directory; created with mode 0o700. If
-it cannot be written, a fresh temporary directory is used instead, with one warning.
+Location: ``$SYMCONV_CACHE_DIR``, else the per-user cache directory; created with mode 0o700 (as
+are its subdirectories and entries), and made absolute once, so a later ``chdir`` does not move it.
+If it cannot be written, or any user may write to it (a world-writable directory such as /tmp:
+anyone could plant a module there, with a manifest that checks out, and have it loaded), a fresh
+private temporary directory is used instead, with one warning.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import uuid
@@ -70,7 +75,7 @@ def default_root() -> Path:
     """``$SYMCONV_CACHE_DIR``, else the per-user cache directory for symconv."""
     configured = os.environ.get(ENV_VAR, "").strip()
     if configured:
-        return Path(configured).expanduser()
+        return Path(configured).expanduser().absolute()
     try:
         import platformdirs
     except ImportError:  # keep working without it: the XDG default it would return on Linux
@@ -93,6 +98,8 @@ def resolve_root(requested: Path) -> Path:
                 found = requested
             else:
                 found = Path(tempfile.mkdtemp(prefix="symconv-cache-"))
+                # this process's alone, so it goes when the process does (loaded modules stay mapped)
+                atexit.register(shutil.rmtree, found, ignore_errors=True)
                 warnings.warn(
                     f"cache directory {str(requested)!r} is not usable ({problem}); "
                     f"using {str(found)!r} for this process instead (set ${ENV_VAR} to choose another)",
@@ -104,12 +111,15 @@ def resolve_root(requested: Path) -> Path:
 
 
 def _prepare(root: Path) -> str | None:
-    """Create ``root`` (mode 0o700) and prove it writable; return what is wrong, or None."""
+    """Create ``root`` (mode 0o700) and prove it writable and not shared; return what is wrong, or None."""
     try:
         root.parent.mkdir(parents=True, exist_ok=True)
         root.mkdir(mode=0o700, exist_ok=True)
         if not root.is_dir():
             return "not a directory"
+        mode = root.stat().st_mode
+        if mode & stat.S_IWOTH:
+            return f"any user may write to it (mode {stat.S_IMODE(mode):#o})"
         handle, probe = tempfile.mkstemp(prefix=".probe-", dir=root)
         os.close(handle)
         os.unlink(probe)
@@ -135,7 +145,8 @@ class Cache:
     """A cache rooted at one directory (resolved, and created, on first use)."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self._requested = Path(root).expanduser() if root is not None else default_root()
+        # absolute now: a relative root must not follow the process into another working directory
+        self._requested = Path(root).expanduser().absolute() if root is not None else default_root()
         self._root: Path | None = None
 
     def __repr__(self) -> str:
@@ -205,7 +216,13 @@ class Cache:
         try:
             value = load(entry)
         except (ImportError, OSError) as exc:
-            raise CacheError(f"cache entry {str(entry)!r} was just built but cannot be loaded: {exc}") from exc
+            # Out of the way, but kept for the error report: left in place, every later fetch
+            # would find it, fail to load it, rebuild the same thing and fail again.
+            kept = self._set_aside(entry, "unloadable")
+            raise CacheError(
+                f"cache entry for key {key} was just built but cannot be loaded ({exc}); "
+                f"the files are kept in {str(kept)!r}"
+            ) from exc
         return Fetched(value, entry, False, manifest)
 
     def _build(self, key: str, inputs: Mapping[str, str], make) -> dict[str, Any]:
@@ -255,11 +272,16 @@ class Cache:
 
     def _discard(self, entry: Path) -> None:
         """Move a bad entry out of the way atomically, then delete it."""
+        shutil.rmtree(self._set_aside(entry, "discarded"), ignore_errors=True)
+
+    def _set_aside(self, entry: Path, why: str) -> Path:
+        """Move an entry atomically to ``build/<key>-<why>-<random>`` (removed by the next build of
+        that key, like any work directory); returns where it went."""
         builds = self.root / "build"
         builds.mkdir(mode=0o700, exist_ok=True)
-        trash = builds / f"{entry.name}-discarded-{uuid.uuid4().hex}"
-        os.replace(entry, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        aside = builds / f"{entry.name}-{why}-{uuid.uuid4().hex}"
+        os.replace(entry, aside)
+        return aside
 
     def _lock(self, key: str) -> _TimedLock:
         locks = self.root / "locks"

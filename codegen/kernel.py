@@ -41,7 +41,7 @@ class _AppliedThreads(threading.local):
     count = 0
 
 
-_applied = _AppliedThreads()
+applied_threads = _AppliedThreads()
 _empty = np.empty  # bound once: the hot path allocates every output with it
 
 
@@ -52,12 +52,21 @@ def pointer_checker(name: str, shape: tuple[int, ...], dtype: np.dtype, ffi: Any
     the per-call cost of the checks low. The common case (a plain, C-contiguous, aligned
     ndarray of exactly the right dtype and shape) takes one short test; everything else goes
     through the full checks, which raise with a message or copy into a contiguous array.
+
+    Only an object whose type is exactly ``numpy.ndarray`` is trusted as it is: a subclass can
+    override ``shape``, ``dtype``, ``flags`` and even ``__class__`` in Python, so anything else is
+    first viewed as a base-class array (``np.asarray``), whose attributes describe its real buffer.
     """
-    ndarray, from_buffer, ctype = np.ndarray, ffi.from_buffer, C_TYPES[dtype.name] + "[]"
+    ndarray, from_buffer, ctype, exact_type = np.ndarray, ffi.from_buffer, C_TYPES[dtype.name] + "[]", type
+    size = 1
+    for extent in shape:
+        size *= extent
 
     def checked(array: Any) -> Any:
         if not isinstance(array, ndarray):
             raise TypeError(f"{name} must be a numpy.ndarray, but got {type(array).__name__}")
+        if type(array) is not ndarray:
+            array = np.asarray(array)  # the base class: its attributes cannot lie
         if array.dtype != dtype:
             raise TypeError(f"{name} must be {dtype.name}, but got {array.dtype}")
         if array.shape != shape:
@@ -65,12 +74,15 @@ def pointer_checker(name: str, shape: tuple[int, ...], dtype: np.dtype, ffi: Any
         flags = array.flags
         if not (flags.c_contiguous and flags.aligned):
             array = np.array(array, order="C", copy=True)  # fresh allocations are aligned
-        return from_buffer(ctype, array)
+        buffer = from_buffer(ctype, array)
+        if len(buffer) != size:  # the last word: exactly the elements C will touch
+            raise ValueError(f"{name} must hold {size} elements of {dtype.name}, but its buffer holds {len(buffer)}")
+        return buffer
 
     def pointer(array: Any) -> Any:
         # Same checks as ``checked``, in the order that costs least when they all pass
         # (``dtype is``: numpy keeps one dtype object per builtin type and byte order).
-        if array.__class__ is ndarray and array.dtype is dtype and array.shape == shape:
+        if exact_type(array) is ndarray and array.dtype is dtype and array.shape == shape:
             flags = array.flags
             if flags.c_contiguous and flags.aligned:
                 return from_buffer(ctype, array)
@@ -206,7 +218,7 @@ class ConvKernel:
         """Set this kernel's thread count in the OpenMP runtime (called only when it differs)."""
         if self._set_threads_c is not None:
             self._set_threads_c(self._threads)
-        _applied.count = self._threads
+        applied_threads.count = self._threads
 
     # -- the passes ----------------------------------------------------------------------------
     def forward(self, x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
@@ -223,7 +235,7 @@ class ConvKernel:
         else:
             raise ValueError("b must be None for a layer built without bias (bias=False), but got an array")
         out = _empty(self._out_shape, self._dtype)
-        if _applied.count != self._threads:
+        if applied_threads.count != self._threads:
             self._apply_threads()
         self._c_forward(px, pw, pb, self._from_buffer(self._ctype, out))
         return out
@@ -233,7 +245,7 @@ class ConvKernel:
         pg = self._g_ptr(grad_out)
         pw = self._w_ptr(w)
         dx = _empty(self._x_shape, self._dtype)
-        if _applied.count != self._threads:
+        if applied_threads.count != self._threads:
             self._apply_threads()
         self._c_grad_input(pg, pw, self._from_buffer(self._ctype, dx))
         return dx
@@ -243,7 +255,7 @@ class ConvKernel:
         px = self._x_ptr(x)
         pg = self._g_ptr(grad_out)
         dw = _empty(self._w_shape, self._dtype)
-        if _applied.count != self._threads:
+        if applied_threads.count != self._threads:
             self._apply_threads()
         self._c_grad_weight(px, pg, self._from_buffer(self._ctype, dw))
         return dw
@@ -254,7 +266,7 @@ class ConvKernel:
             raise ValueError("grad_bias needs a layer built with bias=True, but this one has no bias")
         pg = self._g_ptr(grad_out)
         db = _empty(self._b_shape, self._dtype)
-        if _applied.count != self._threads:
+        if applied_threads.count != self._threads:
             self._apply_threads()
         self._c_grad_bias(pg, self._from_buffer(self._ctype, db))
         return db
@@ -268,7 +280,7 @@ class ConvKernel:
         pg = self._g_ptr(grad_out)
         dx, pdx = self._out(self._x_shape)
         dw, pdw = self._out(self._w_shape)
-        if _applied.count != self._threads:
+        if applied_threads.count != self._threads:
             self._apply_threads()
         self._c_grad_input(pg, pw, pdx)
         self._c_grad_weight(px, pg, pdw)

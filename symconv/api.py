@@ -37,8 +37,9 @@ def build(spec: ConvSpec, dtype: object = "float32") -> ConvKernel:
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, but got {type(spec).__name__}")
     name = pipeline.dtype_name(dtype)
-    # The compiler and cache location decide which module is loaded: they are part of the key.
-    key = (spec, name, os.environ.get("CC", ""), os.environ.get("SYMCONV_CACHE_DIR", ""))
+    # The compiler, the sanitizer mode and the cache location decide which module is loaded:
+    # they are part of the key (so changing one of them mid-process builds or loads another).
+    key = (spec, name, *(os.environ.get(var, "") for var in ("CC", "SYMCONV_SANITIZE", "SYMCONV_CACHE_DIR")))
     with _built_lock:
         kernel = _built.get(key)
     if kernel is None:

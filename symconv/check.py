@@ -40,6 +40,11 @@ __all__ = ["CheckResult", "Verdict", "check_claims", "check_one"]
 
 INDEX_STYLES = ("auto", "multi", "flat")
 MAX_POWER = 9
+#: Longest right-hand side accepted, in tokens (names, numbers, operators, parentheses). A gradient
+#: entry of a layer small enough to work by hand has tens of terms (about four tokens each); far
+#: beyond that, Python's compiler (which ``parse_expr`` uses) runs out of recursion depth near
+#: 3000 chained operators, so the limit is set well below that and stated in the error.
+MAX_TOKENS = 2000
 
 # -- names ------------------------------------------------------------------------------------
 
@@ -421,6 +426,11 @@ class _Claim:
         self.rhs_text = rhs_text
         if not self.rhs_tokens:
             raise _error(claim, "the right-hand side is empty (write 0 for a zero gradient)")
+        if len(self.rhs_tokens) > MAX_TOKENS:
+            raise _error(
+                claim, f"the right-hand side is too long: {len(self.rhs_tokens)} tokens (names, numbers, "
+                f"operators, parentheses), at most {MAX_TOKENS} are accepted"
+            )
         self.target_ref = self._target_ref()
         self.readings = self._read_all()
         self.notation = self._notation()
@@ -552,6 +562,8 @@ class _Claim:
             raise _error(
                 self.claim, f"the right-hand side {self.rhs_text!r} is not a valid expression ({type(exc).__name__})"
             ) from None
+        except (RecursionError, MemoryError):  # nesting deeper than the token limit alone prevents
+            raise _error(self.claim, "the right-hand side is nested too deeply to be read") from None
         expr = sp.sympify(expr)
         if expr.has(sp.zoo, sp.oo, sp.nan):
             raise _error(self.claim, f"the right-hand side {self.rhs_text!r} divides by zero")
@@ -703,8 +715,13 @@ def _message(missing, extra, wrong, notation: _Notation, shapes) -> str:
 # -- the entry point ------------------------------------------------------------------------------
 
 
+#: How much of a claim an error message quotes (a refused claim can be arbitrarily long).
+QUOTE_CHARS = 200
+
+
 def _error(claim: str, problem: str) -> ValueError:
-    return ValueError(f"claim {claim!r}: {problem}")
+    shown = repr(claim) if len(claim) <= QUOTE_CHARS else f"{claim[:QUOTE_CHARS]!r}… ({len(claim)} characters)"
+    return ValueError(f"claim {shown}: {problem}")
 
 
 def _claim_list(claims: Sequence[str] | Mapping[str, str] | str) -> list[str]:

@@ -13,6 +13,7 @@ asked for, and ``general()`` (the size-independent index form) never expands the
 from __future__ import annotations
 
 import itertools
+import numbers
 from collections import defaultdict
 from functools import cached_property
 from typing import TYPE_CHECKING, Iterator
@@ -215,8 +216,9 @@ def derive(spec: ConvSpec, max_terms: int = DEFAULT_MAX_TERMS) -> Derivation:
     """Derive the gradients of a convolution layer with SymPy (lazily; see ``Derivation``)."""
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"derive expects a ConvSpec, but got {type(spec).__name__}")
-    if not isinstance(max_terms, int) or isinstance(max_terms, bool):
+    if not isinstance(max_terms, numbers.Integral) or isinstance(max_terms, bool):
         raise TypeError(f"max_terms must be an int, but got {max_terms!r}")
+    max_terms = int(max_terms)  # numpy integers are welcome, but the derivation keeps a plain int
     if max_terms < 0:
         raise ValueError(f"max_terms must be >= 0, but got {max_terms}")
     return Derivation(spec, max_terms=max_terms)

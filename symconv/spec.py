@@ -17,6 +17,17 @@ from typing import Any, Sequence
 
 MIN_RANK, MAX_RANK = 1, 3
 
+# Limits that keep every index the generated C computes inside a signed 64-bit ``ptrdiff_t``.
+# An index is a flat offset into one array (below its element count) plus or minus a few
+# hyper-parameter terms (a padding, a stride times a position, a dilated kernel reach), all bounded
+# by the padded extent. Capping every array, the padded input included, at 2^62 elements and every
+# hyper-parameter at 2^31 - 1 leaves at least a factor of two of headroom below 2^63 for those sums,
+# and keeps each hyper-parameter a plain C integer constant. No real layer comes near either bound.
+#: Most elements any array (input, padded input, weight, output) may have.
+MAX_ELEMENTS = 2**62
+#: Largest stride, dilation, padding (per side) or group count.
+MAX_PARAMETER = 2**31 - 1
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -45,7 +56,33 @@ def _per_axis(name: str, value: Any, rank: int, minimum: int) -> tuple[int, ...]
     for v in values:
         if v < minimum:
             raise ValueError(f"{name} must be >= {minimum} on every axis, but got {value!r}")
+        if v > MAX_PARAMETER:
+            raise ValueError(f"{name} must be at most {MAX_PARAMETER} (2^31 - 1) on every axis, but got {value!r}")
     return tuple(int(v) for v in values)
+
+
+def _elements(shape: Sequence[int]) -> int:
+    """Element count, an empty batch counted as one sample (its other sizes still reach the C)."""
+    count = max(shape[0], 1)
+    for size in shape[1:]:
+        count *= size
+    return count
+
+
+def _check_elements(name: str, shape: Sequence[int]) -> None:
+    count = _elements(shape)
+    if count > MAX_ELEMENTS:
+        per = " (an empty batch counted as one sample)" if shape[0] == 0 else ""
+        raise ValueError(
+            f"{name} must have at most 2^62 = {MAX_ELEMENTS} elements{per} so that 64-bit index "
+            f"arithmetic cannot overflow, but got {tuple(shape)}: {count} elements"
+        )
+
+
+def _check_padding_limit(value: Any, pairs: Sequence[tuple[int, int]]) -> None:
+    if max(max(pair) for pair in pairs) > MAX_PARAMETER:
+        shown = f"{value!r} = {tuple(pairs)}" if isinstance(value, str) else repr(value)
+        raise ValueError(f"padding must be at most {MAX_PARAMETER} (2^31 - 1) on every side, but got {shown}")
 
 
 def _same_padding(in_size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
@@ -141,11 +178,16 @@ class ConvSpec:
                 f"weight.shape[1] must be in_channels / groups = {channels} / {groups} = "
                 f"{channels // groups}, but got {w_shape[1]} (weight {w_shape})"
             )
+        if groups > MAX_PARAMETER:
+            raise ValueError(f"groups must be at most {MAX_PARAMETER} (2^31 - 1), but got {groups}")
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be True or False, but got {bias!r}")
+        _check_elements("input", x_shape)
+        _check_elements("weight", w_shape)
         stride_ = _per_axis("stride", stride, rank, 1)
         dilation_ = _per_axis("dilation", dilation, rank, 1)
         padding_ = _padding(padding, rank, x_shape[2:], w_shape[2:], stride_, dilation_)
+        _check_padding_limit(padding, padding_)
         for axis, (size, (lo, hi), k, d) in enumerate(zip(x_shape[2:], padding_, w_shape[2:], dilation_)):
             reach = d * (k - 1) + 1
             if size + lo + hi < reach:
@@ -153,6 +195,12 @@ class ConvSpec:
                     f"kernel does not fit in the padded input on spatial axis {axis}: dilated kernel "
                     f"extent {reach} > padded input {size} + {lo} + {hi} = {size + lo + hi}"
                 )
+        padded = x_shape[:2] + tuple(size + lo + hi for size, (lo, hi) in zip(x_shape[2:], padding_))
+        _check_elements("the padded input (input plus padding)", padded)
+        out_spatial = tuple(
+            (p - d * (k - 1) - 1) // s + 1 for p, k, s, d in zip(padded[2:], w_shape[2:], stride_, dilation_)
+        )
+        _check_elements("the output", (x_shape[0], out_channels, *out_spatial))
         for field, value in (
             ("input", x_shape),
             ("weight", w_shape),

@@ -70,6 +70,7 @@ def conv_grad_weight(x, gout, weight_shape, stride, padding, dilation, groups):
     K, Cg = weight_shape[:2]
     Kg = K // groups
     out_sp = gout.shape[2:]
+    positions = int(np.prod(out_sp, dtype=np.int64))
     xp = np.pad(x, [(0, 0), (0, 0), *padding])
     dw = np.zeros(weight_shape, dtype=np.result_type(x, gout))
     for g in range(groups):
@@ -77,8 +78,9 @@ def conv_grad_weight(x, gout, weight_shape, stride, padding, dilation, groups):
         gs = gout[:, g * Kg:(g + 1) * Kg]
         for tap in _taps(weight_shape):
             patch = xs[(slice(None), slice(None), *_window(tap, out_sp, stride, dilation))]
-            flat_patch = patch.reshape(patch.shape[0], Cg, -1)
-            flat_grad = gs.reshape(gs.shape[0], Kg, -1)
+            # explicit sizes, not -1: numpy cannot infer -1 when the batch (and so the array) is empty
+            flat_patch = patch.reshape(patch.shape[0], Cg, positions)
+            flat_grad = gs.reshape(gs.shape[0], Kg, positions)
             dw[(slice(g * Kg, (g + 1) * Kg), slice(None), *tap)] = np.einsum("ncs,nks->kc", flat_patch, flat_grad)
     return dw
 

@@ -1,6 +1,7 @@
 """The element-wise derivation, evaluated at random numbers, matches the numpy oracle."""
 
 import numpy as np
+import pytest
 import sympy as sp
 from hypothesis import given, settings, strategies as st
 
@@ -59,3 +60,10 @@ def test_busy_example_matches_reference():
 @given(spec=small_specs(), seed=st.integers(0, 2**32 - 1))
 def test_random_specs_match_reference(spec, seed):
     check_against_reference(spec, seed)
+
+
+def test_max_terms_accepts_numpy_integers_and_enforces_them():
+    spec = ConvSpec(input=(1, 1, 3, 3), weight=(1, 1, 2, 2))  # 16 multiply-adds per pass
+    assert derive(spec, max_terms=np.int64(16)).O.shape == (1, 1, 2, 2)
+    with pytest.raises(ValueError, match="max_terms is 15"):
+        derive(spec, max_terms=np.int32(15)).O  # noqa: B018

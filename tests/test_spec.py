@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -454,3 +455,39 @@ def test_derive_refuses_a_max_terms_that_is_not_an_int(max_terms):
         assert isinstance(error, TypeError) and "max_terms must be an int" in str(error), str(error)
     else:
         raise AssertionError(f"max_terms={max_terms!r} was accepted")
+
+
+# -- limits of 64-bit index arithmetic ----------------------------------------------------------
+
+LIMIT = 2**31 - 1  # the largest stride, dilation, padding and group count
+ELEMENTS = 2**62  # the most elements any array (input, padded input, weight, output) may have
+
+
+@pytest.mark.parametrize("field", ["stride", "dilation", "padding"])
+def test_hyper_parameters_up_to_2_31_minus_1(field: str) -> None:
+    base = dict(input=(1, 1, 4), weight=(1, 1, 2), padding=((0, LIMIT),))  # room for any dilation
+    assert getattr(ConvSpec(**{**base, field: LIMIT}), field)
+    with pytest.raises(ValueError, match=rf"^{field} must be at most {LIMIT} \(2\^31 - 1\).*but got {LIMIT + 1}$"):
+        ConvSpec(**{**base, field: LIMIT + 1})
+
+
+def test_groups_up_to_2_31_minus_1() -> None:
+    assert ConvSpec(input=(1, LIMIT, 1), weight=(LIMIT, 1, 1), groups=LIMIT).groups == LIMIT
+    with pytest.raises(ValueError, match=rf"^groups must be at most {LIMIT} \(2\^31 - 1\), but got {LIMIT + 1}$"):
+        ConvSpec(input=(1, LIMIT + 1, 1), weight=(LIMIT + 1, 1, 1), groups=LIMIT + 1)
+
+
+@pytest.mark.parametrize("name, args", [
+    ("input", dict(input=(2, 1, 2**61 + 1), weight=(1, 1, 1))),
+    ("weight", dict(input=(1, 1, 2), weight=(2**31, 1, 2**31 + 1))),
+    ("the padded input (input plus padding)", dict(input=(2, 1, 2**61), weight=(1, 1, 1), padding=((0, 1),))),
+    ("the output", dict(input=(1, 1, 2**32), weight=(2**30 + 1, 1, 1))),
+])
+def test_arrays_up_to_2_62_elements(name: str, args: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=rf"^{re.escape(name)} must have at most 2\^62 = {ELEMENTS} elements"):
+        ConvSpec(**args)
+
+
+def test_exactly_2_62_elements_is_accepted() -> None:
+    spec = ConvSpec(input=(2, 1, 2**61), weight=(1, 1, 1))
+    assert math.prod(spec.input) == ELEMENTS and math.prod(spec.output) == ELEMENTS
