@@ -7,11 +7,14 @@
     symconv check 3x3 2x2 --claim 'dL/dX_12 = dL/dO_11*F_12 + dL/dO_12*F_11'
     symconv generate --input 1x6x14x14 --weight 16x6x5x5 --bias --out build/   standalone .c/.h
     symconv demo                                derive → verify → generate → compile → run
+    symconv layer maxpool --input 1,1,4,4 --kernel 2    another layer's derivation (relu, linear, …)
+    symconv train --epochs 30 --out run/        LeNet on the bundled digits (examples extra)
 
 Shapes are sizes joined by ``x``: two positional shapes are the input's and the kernel's spatial
 sizes of a single-channel layer (``5 3``, ``3x3 2x2``, ``3x3x3 2x2x2``); ``--input N×C×…`` and
-``--weight K×C/groups×…`` give full shapes. Bad arguments end with one ``symconv: error: …`` line
-and exit code 2.
+``--weight K×C/groups×…`` give full shapes. Bad arguments, unreadable files and a broken build
+environment (no C compiler, a malformed ``$CC`` or ``$SYMCONV_SANITIZE``) end with one
+``symconv: error: …`` line and exit code 2.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from .derive import derive
+from .layers.cli import add_layer_command, layer_command
 from .render import FORMATS, WRT, document, render
 from .spec import ConvSpec
+from .train.digits import add_train_command, train_command
 
 
 class UsageError(ValueError):
@@ -38,6 +43,17 @@ class Parser(argparse.ArgumentParser):
 
 
 # -- reading the arguments -------------------------------------------------------------------------
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number >= 0 (a seed; numpy refuses negative ones)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, but got {value}")
+    return value
 
 
 def parse_shape(text: str, what: str) -> tuple[int, ...]:
@@ -175,6 +191,11 @@ def read_claims(args: argparse.Namespace) -> list[str]:
                 lines = f.read().splitlines()
         except OSError as exc:
             raise UsageError(f"cannot read --claims-file {args.claims_file!r}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"--claims-file must be UTF-8 text, but {args.claims_file!r} has a byte 0x{exc.object[exc.start]:02x} "
+                f"that is not UTF-8 at offset {exc.start}"
+            ) from None
         claims += [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
     if not claims:
         raise UsageError("no claims: give --claim 'LHS = RHS' (repeatable) or --claims-file FILE")
@@ -200,6 +221,8 @@ COMMANDS = {
     "verify": verify_command,
     "check": check_command,
     "generate": generate_command,
+    "layer": layer_command,
+    "train": train_command,
 }
 
 
@@ -230,7 +253,7 @@ def make_parser() -> Parser:
         "demo", parents=[layer], help="derive, verify, generate, compile and run (default: the lecture example)"
     )
     demo_parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    demo_parser.add_argument("--seed", type=int, default=0, help="seed of the random test arrays")
+    demo_parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random test arrays (>= 0)")
 
     d = sub.add_parser("derive", parents=[layer], help="print the derivation of a layer, step by step")
     d.add_argument("--wrt", choices=WRT, default="all", help="which gradients to show (default all)")
@@ -262,11 +285,30 @@ def make_parser() -> Parser:
         help="how to read indices (default: 0 in brackets, 1 in subscripts)",
     )
     c.add_argument("--index-style", default="auto", help="auto, multi (one digit per axis) or flat (row-major number)")
+
+    add_layer_command(sub)
+    add_train_command(sub)
     return parser
 
 
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that report a problem with the user's input or machine, not a bug.
+
+    Every public entry point raises ValueError or TypeError naming the bad argument, OSError names
+    the file, and the code generator's CompilerError / SanitizerRuntimeError name the compiler or
+    the sanitizer set-up. The code generator loads lazily: if it was never imported, none of its
+    errors can have been raised.
+    """
+    errors: list[type[BaseException]] = [UsageError, ValueError, TypeError, OSError]
+    build = sys.modules.get("codegen.build")
+    if build is not None:
+        errors += [build.CompilerError, build.SanitizerRuntimeError]
+    return tuple(errors)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command; returns the exit code (0 ok, 1 a failed proof or claim, 2 bad arguments)."""
+    """Run the command; returns the exit code (0 ok, 1 a failed proof or claim, 2 bad arguments,
+    an unreadable file or a broken build environment)."""
     parser = make_parser()
     try:
         args = parser.parse_args(argv)
@@ -274,8 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     try:
         return COMMANDS[args.command](args)
-    except UsageError as exc:
-        message = " ".join(str(exc).split())
+    except expected_errors() as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"symconv: error: {message}", file=sys.stderr)
         return 2
 

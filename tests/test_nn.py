@@ -1,4 +1,5 @@
-"""symconv.nn.Conv2d against torch.nn.Conv2d with the same weights: forward, backward, init."""
+"""symconv.nn.Conv2d against torch.nn.Conv2d with the same weights: forward, backward, init,
+gradient accumulation, and the arguments it refuses."""
 
 from __future__ import annotations
 
@@ -82,6 +83,10 @@ def test_parameters_grads_and_repr() -> None:
     layer.backward(np.ones_like(layer(x)))
     assert layer.weight.grad.shape == (3, 2, 3, 3) and layer.bias.grad.shape == (3,)
     np.testing.assert_allclose(layer.bias.grad, 16.0)  # Σ over 4×4 positions of ones
+    first = layer.weight.grad.copy()
+    layer.backward(np.ones_like(layer(x)))  # accumulates, as PyTorch does
+    np.testing.assert_allclose(layer.bias.grad, 32.0)
+    np.testing.assert_allclose(layer.weight.grad, 2 * first, rtol=1e-6)
     layer.zero_grad()
     assert layer.weight.grad is None and layer.bias.grad is None
     assert repr(layer) == "Conv2d(2, 3, kernel_size=(3, 3), padding=(1, 1))"
@@ -126,3 +131,60 @@ def test_bad_input_and_arguments() -> None:
         Conv2d(1, 1, 3, stride=0)
     with pytest.raises(ValueError, match="kernel does not fit"):
         Conv2d(1, 1, 3)(np.zeros((1, 1, 2, 2), np.float32))
+
+
+def test_gradients_accumulate_like_torch() -> None:
+    config = CONFIGS["strided_padded"]
+    layer = Conv2d(**config, dtype="float64", rng=3)
+    twin = torch_twin(layer, config, "float64")
+    rng = np.random.default_rng(4)
+    for _ in range(3):  # three backward passes without zero_grad, different inputs
+        x = rng.standard_normal((2, 3, 6, 5))
+        out = layer(x)
+        g = rng.standard_normal(out.shape)
+        layer.backward(g)
+        twin(torch.from_numpy(x)).backward(torch.from_numpy(g))
+    np.testing.assert_allclose(layer.weight.grad, twin.weight.grad.numpy(), rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(layer.bias.grad, twin.bias.grad.numpy(), rtol=1e-11, atol=1e-11)
+
+
+def test_input_changed_after_forward_does_not_change_the_gradients() -> None:
+    """forward keeps a private copy of x: the caller may reuse its buffer before backward."""
+    layer = Conv2d(2, 3, 3, dtype="float64", rng=0)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 2, 5, 5))
+    reference = Conv2d(2, 3, 3, dtype="float64", rng=0)
+    g = rng.standard_normal((1, 3, 3, 3))
+    reference(x.copy())
+    reference.backward(g)
+    layer(x)
+    x[...] = 1e6  # the caller overwrites its buffer
+    layer.backward(g)
+    np.testing.assert_array_equal(layer.weight.grad, reference.weight.grad)
+
+
+@pytest.mark.parametrize(
+    "rng, error",
+    [(-1, ValueError), ("seed", TypeError), (1.5, TypeError), (True, TypeError), (np.random.RandomState(0), TypeError)],
+    ids=repr,
+)
+def test_bad_rng_is_named(rng, error) -> None:
+    with pytest.raises(error, match="^rng must be"):
+        Conv2d(1, 1, 3, rng=rng)
+
+
+@pytest.mark.parametrize(
+    "change, error, words",
+    [
+        (dict(kernel_size=0), ValueError, r"kernel_size must be >= 1 on both axes, but got 0"),
+        (dict(kernel_size=(3, 0)), ValueError, r"kernel_size must be >= 1 on both axes, but got \(3, 0\)"),
+        (dict(kernel_size="3"), TypeError, "kernel_size must be an int or a pair of ints, but got '3'"),
+        (dict(in_channels="3"), TypeError, "in_channels must be a positive int, but got '3'"),
+        (dict(groups="1"), TypeError, "groups must be a positive int, but got '1'"),
+        (dict(stride="2"), TypeError, "stride must be an int or a pair of ints, but got '2'"),
+        (dict(bias=1), TypeError, "bias must be True or False, but got 1"),
+    ],
+)
+def test_bad_arguments_name_the_argument(change: dict, error: type, words: str) -> None:
+    with pytest.raises(error, match=words):
+        Conv2d(**{**dict(in_channels=1, out_channels=1, kernel_size=3), **change})

@@ -14,7 +14,6 @@ built on first use and reused (and cached on disk across processes).
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
@@ -24,66 +23,38 @@ from codegen.kernel import ConvKernel
 from ..api import build
 from ..pipeline import dtype_name
 from ..spec import ConvSpec
-
-
-class Parameter:
-    """A trainable array: ``data`` (the values) and ``grad`` (the last gradient, or None)."""
-
-    __slots__ = ("data", "grad")
-
-    def __init__(self, data: np.ndarray) -> None:
-        self.data = data
-        self.grad: np.ndarray | None = None
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.data.shape
-
-    def __repr__(self) -> str:
-        return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _pair(name: str, value: Any) -> tuple[int, int]:
-    """An int or a pair of ints, as a pair (ranges are checked by ConvSpec)."""
-    if _is_int(value):
-        return (int(value), int(value))
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
-        return (int(value[0]), int(value[1]))
-    raise TypeError(f"{name} must be an int or a pair of ints, but got {value!r}")
+from ._args import flag, generator, is_int, pair, positive, uniform
+from .module import Module, Parameter, need_forward, saved_copy
 
 
 def _padding(value: Any) -> Any:
-    """An int, a pair, a pair of (lo, hi) pairs, "valid" or "same" (checked by ConvSpec)."""
-    if isinstance(value, str) or _is_int(value):
+    """An int, a pair, a pair of (lo, hi) pairs, "valid" or "same" (ranges are checked by ConvSpec)."""
+    if isinstance(value, str) or is_int(value):
         return value if isinstance(value, str) else (int(value), int(value))
     if isinstance(value, (tuple, list)) and len(value) == 2:
         return tuple(tuple(v) if isinstance(v, (tuple, list)) else v for v in value)
     raise TypeError(f"padding must be an int, a pair, two (lo, hi) pairs, 'valid' or 'same', but got {value!r}")
 
 
-def _positive(name: str, value: Any) -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive int, but got {value!r}")
-    return int(value)
+#: Appended to a kernel_size range error: the same rule as ConvSpec's for the weight's shape.
+_KERNEL_WHY = " (weight dimensions must be positive)"
 
 
-class Conv2d:
+class Conv2d(Module):
     """2-D convolution (cross-correlation) with PyTorch's parameters, shapes and initialisation.
 
     ``weight.data`` has shape ``(out_channels, in_channels // groups, kH, kW)``, ``bias.data``
     ``(out_channels,)``; both start as ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
     ``fan_in = in_channels // groups * kH * kW`` (PyTorch's kaiming-uniform with ``a=sqrt(5)``),
-    drawn from ``rng`` (a ``numpy.random.Generator``, a seed, or None).
+    drawn from ``rng`` (a ``numpy.random.Generator``, a non-negative int seed, or None).
 
     ``padding`` is an int, a pair, a pair of ``(lo, hi)`` pairs (asymmetric), ``"valid"`` or
     ``"same"``. Inputs are ``(N, C, H, W)`` arrays of the layer's dtype.
 
-    ``forward(x)`` keeps ``x`` for the backward pass; ``backward(grad_out)`` stores (overwrites,
-    does not accumulate) ``weight.grad`` and ``bias.grad`` and returns ``dL/dx``.
+    ``forward(x)`` keeps a private copy of ``x`` for the backward pass (so changing ``x``
+    afterwards does not change the gradients); ``backward(grad_out)`` adds ``dL/dW`` and
+    ``dL/db`` into ``weight.grad`` and ``bias.grad`` (accumulating, as PyTorch does, until
+    ``zero_grad()``) and returns ``dL/dx``.
     """
 
     def __init__(
@@ -99,23 +70,22 @@ class Conv2d:
         dtype: object = "float32",
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        self.in_channels = _positive("in_channels", in_channels)
-        self.out_channels = _positive("out_channels", out_channels)
-        self.kernel_size = _pair("kernel_size", kernel_size)
-        self.stride = _pair("stride", stride)
+        super().__init__()
+        self.in_channels = positive("in_channels", in_channels)
+        self.out_channels = positive("out_channels", out_channels)
+        self.kernel_size = pair("kernel_size", kernel_size, why=_KERNEL_WHY)
+        self.stride = pair("stride", stride)
         self.padding = _padding(padding)
-        self.dilation = _pair("dilation", dilation)
-        self.groups = _positive("groups", groups)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be True or False, but got {bias!r}")
+        self.dilation = pair("dilation", dilation)
+        self.groups = positive("groups", groups)
+        flag("bias", bias)
         self.dtype = dtype_name(dtype)
         weight_shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         self._spec(self._probe_input(weight_shape), weight_shape, bias)  # validates all of the above
-        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        fan_in = weight_shape[1] * self.kernel_size[0] * self.kernel_size[1]
-        bound = 1.0 / math.sqrt(fan_in)
-        self.weight = Parameter(generator.uniform(-bound, bound, weight_shape).astype(self.dtype))
-        self.bias = Parameter(generator.uniform(-bound, bound, out_channels).astype(self.dtype)) if bias else None
+        draw = generator(rng)
+        bound = 1.0 / math.sqrt(weight_shape[1] * self.kernel_size[0] * self.kernel_size[1])
+        self.weight = Parameter(uniform(draw, bound, weight_shape, self.dtype))
+        self.register_parameter("bias", Parameter(uniform(draw, bound, (out_channels,), self.dtype)) if bias else None)
         self._kernels: dict[tuple[int, ...], ConvKernel] = {}
         self._input: np.ndarray | None = None
 
@@ -155,32 +125,21 @@ class Conv2d:
         """The layer's output for ``x`` of shape ``(N, in_channels, H, W)``; keeps ``x`` for backward."""
         self._check_input(x)
         kernel = self.kernel(x.shape)
-        out = kernel.forward(x, self.weight.data, None if self.bias is None else self.bias.data)
-        self._input = x
+        kept = saved_copy(x)
+        out = kernel.forward(kept, self.weight.data, None if self.bias is None else self.bias.data)
+        self._input = kept
         return out
 
-    __call__ = forward
-
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        """Store ``weight.grad`` (and ``bias.grad``) for the last ``forward``, return ``dL/dx``."""
-        if self._input is None:
-            raise RuntimeError("backward needs a forward pass first: call forward(x) before backward(grad_out)")
-        x = self._input
+        """Add ``dL/dW`` (and ``dL/db``) for the last ``forward`` into the grads, return ``dL/dx``."""
+        x = need_forward(self._input)
         dx, dw, db = self.kernel(x.shape).backward(x, self.weight.data, grad_out)
-        self.weight.grad = dw
+        self.weight.accumulate(dw)
         if self.bias is not None:
-            self.bias.grad = db
+            self.bias.accumulate(db)
         return dx
 
-    def parameters(self) -> list[Parameter]:
-        """``[weight, bias]`` (``[weight]`` without bias)."""
-        return [self.weight] if self.bias is None else [self.weight, self.bias]
-
-    def zero_grad(self) -> None:
-        for parameter in self.parameters():
-            parameter.grad = None
-
-    def __repr__(self) -> str:
+    def extra_repr(self) -> str:
         extras = []
         if self.stride != (1, 1):
             extras.append(f"stride={self.stride}")
@@ -195,4 +154,4 @@ class Conv2d:
         if self.dtype != "float32":
             extras.append(f"dtype={self.dtype!r}")
         head = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
-        return f"Conv2d({', '.join([head, *extras])})"
+        return ", ".join([head, *extras])
