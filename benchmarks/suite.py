@@ -95,21 +95,12 @@ class Shape:
         )
 
     @property
-    def out_spatial(self) -> tuple[int, int]:
-        def size(n: int, k: int) -> int:
-            return (n + 2 * self.padding - self.dilation * (k - 1) - 1) // self.stride + 1
-
-        return size(self.input[2], self.kernel[0]), size(self.input[3], self.kernel[1])
-
-    @property
-    def output(self) -> tuple[int, int, int, int]:
-        return (self.input[0], self.out_channels, *self.out_spatial)
+    def output(self) -> tuple[int, ...]:
+        return self.spec().output
 
     def flops(self) -> int:
         """2·N·K·C·OH·OW·KH·KW/groups: the multiply-adds of one pass, counted as two flops."""
-        n, c = self.input[:2]
-        oh, ow = self.out_spatial
-        return 2 * n * self.out_channels * c * oh * ow * self.kernel[0] * self.kernel[1] // self.groups
+        return 2 * self.spec().macs()
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -398,3 +398,14 @@ def test_random_specs_json_matches_the_oracle(spec):
     check_json_against_oracle(spec, FORMATS["json"](page))
     assert_balanced_latex(FORMATS["latex"](page))
     assert FORMATS["text"](page).count("✗") == 0
+
+
+def test_layer_derivations_are_printed_by_their_own_printer() -> None:
+    from symconv.layers import ActivationSpec, derive_layer
+    from symconv.layers import render as render_layer
+
+    layer = derive_layer(ActivationSpec("sigmoid", (1, 2)))
+    for fmt in ("text", "markdown"):
+        assert render(layer, fmt) == render_layer(layer, fmt)
+    with pytest.raises(TypeError, match="render expects a Derivation"):
+        render(layer, wrt="input")  # gradient selection exists only for the convolution's page

@@ -45,9 +45,17 @@ def render(
     for an element-wise page get the general form and a note saying why.
     """
     from ..derive import Derivation
+    from ..layers.base import LayerDerivation
 
+    if isinstance(derivation, LayerDerivation) and wrt == "all" and not general_only:
+        from ..layers import render as render_layer  # the other layers have their own pages
+
+        return render_layer(derivation, format, index_base=index_base)
     if not isinstance(derivation, Derivation):
-        raise TypeError(f"render expects a Derivation (symconv.derive(spec)), but got {type(derivation).__name__}")
+        raise TypeError(
+            "render expects a Derivation (symconv.derive(spec)) or, without wrt and general_only, "
+            f"a layer derivation (symconv.layers.derive_layer(spec)), but got {type(derivation).__name__}"
+        )
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, but got {format!r}")
     page = build_page(derivation, wrt=wrt, index_base=index_base, general_only=general_only)
