@@ -139,17 +139,27 @@ def index_checker(name: str, shape: tuple[int, ...], ffi: Any) -> Callable[[Any]
     arrays are copied. Range checks belong to the caller, which knows the valid values.
     """
     ndarray, from_buffer, ctype = np.ndarray, ffi.from_buffer, INDEX_CTYPE + "[]"
+    size = 1
+    for extent in shape:
+        size *= extent
 
     def pointer(array: Any) -> Any:
         if not isinstance(array, ndarray):
             raise TypeError(f"{name} must be a numpy.ndarray, but got {type(array).__name__}")
+        if type(array) is not ndarray:
+            # A subclass can override shape, dtype, flags and even __class__ in Python: its
+            # base-class view describes the real buffer (as pointer_checker does).
+            array = np.asarray(array)
         if array.dtype != INDEX_DTYPE:
             raise TypeError(f"{name} must be int64, but got {array.dtype}")
         if array.shape != shape:
             raise ValueError(f"{name} must have shape {shape}, but got {array.shape}")
         if not (array.flags.c_contiguous and array.flags.aligned):
             array = np.array(array, order="C", copy=True)
-        return from_buffer(ctype, array)
+        buffer = from_buffer(ctype, array)
+        if len(buffer) != size:  # the last word: exactly the elements C will touch
+            raise ValueError(f"{name} must hold {size} elements of int64, but its buffer holds {len(buffer)}")
+        return buffer
 
     return pointer
 

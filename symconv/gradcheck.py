@@ -133,7 +133,8 @@ def _compare(
         total=int(flat.size),
         max_abs_error=float(abs_err.max(initial=0.0)),
         max_rel_error=float(rel_err.max(initial=0.0)),
-        failures=int(np.count_nonzero(abs_err > atol + rtol * np.abs(numeric))),
+        # ``not <=`` rather than ``>``: a NaN error (a NaN gradient on either side) is a failure
+        failures=int(np.count_nonzero(~(abs_err <= atol + rtol * np.abs(numeric)))),
         worst_index=tuple(int(i) for i in np.unravel_index(picked[worst], array.shape)) if picked.size else (),
         analytic_at_worst=float(chosen[worst]) if picked.size else 0.0,
         numeric_at_worst=float(numeric[worst]) if picked.size else 0.0,

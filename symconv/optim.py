@@ -66,16 +66,33 @@ class SGD:
 
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
+        for index, param in enumerate(self.params):  # every gradient checked before any update
+            if param.grad is not None:
+                self._check_grad(index, param)
         for param in self.params:
             if param.grad is None:
                 continue
             direction = self._direction(param)
             param.data -= param.data.dtype.type(self.lr) * direction
 
+    @staticmethod
+    def _check_grad(index: int, param: Parameter) -> None:
+        """The gradient is an array of the parameter's shape and dtype (never cast: a float64
+        gradient of a float32 parameter is a bug upstream)."""
+        data, grad, name = param.data, param.grad, f"params[{index}].grad"
+        if data.dtype not in (np.float32, np.float64):  # an integer step would round lr to 0
+            raise TypeError(f"params[{index}] must be float32 or float64, but got {data.dtype}")
+        if not data.flags.writeable:
+            raise ValueError(f"params[{index}] must be a writeable array (it is updated in place), but it is read-only")
+        if not isinstance(grad, np.ndarray):
+            raise TypeError(f"{name} must be a numpy.ndarray, but got {type(grad).__name__}")
+        if grad.dtype != param.data.dtype:
+            raise TypeError(f"{name} must be {param.data.dtype}, but got {grad.dtype}")
+        if grad.shape != param.data.shape:
+            raise ValueError(f"{name} must have shape {param.data.shape}, but got {grad.shape}")
+
     def _direction(self, param: Parameter) -> np.ndarray:
         grad = param.grad
-        if grad.shape != param.data.shape:
-            raise ValueError(f"a parameter's grad must have shape {param.data.shape}, but got {grad.shape}")
         dtype = param.data.dtype
         if self.weight_decay:
             grad = grad + dtype.type(self.weight_decay) * param.data

@@ -91,6 +91,21 @@ SANITIZED_SELECTION = [
     "tests/test_blocked.py::test_concurrent_calls_agree",
     # the other layers of a CNN: their examples come from fixed lists, so they compile once
     "tests/test_layers_kernels.py",
+    # the hostile-input battery of those layers: odd memory, empty batches, NaN/Inf, bad indices
+    "tests/test_hostile_layers.py::test_layers_on_odd_memory",
+    "tests/test_hostile_layers.py::test_layer_kernels_on_odd_memory",
+    "tests/test_hostile_layers.py::test_layers_on_an_empty_batch",
+    "tests/test_hostile_layers.py::test_maxpool_indices_on_odd_memory",
+    "tests/test_hostile_layers.py::test_nan_and_inf_propagate_as_in_torch",
+    "tests/test_hostile_layers.py::test_cross_entropy_nan_and_inf_logits_as_in_torch",
+    "tests/test_hostile_layers.py::test_cross_entropy_targets",
+    "tests/test_hostile_layers.py::test_cross_entropy_grad_loss",
+    "tests/test_hostile_layers.py::test_kernel_arguments_are_checked",
+    "tests/test_hostile_layers.py::test_maxpool_kernel_refuses_indices_outside_the_plane",
+    "tests/test_hostile_layers.py::test_cross_entropy_kernel_targets",
+    "tests/test_hostile_layers.py::test_index_arrays_lying_about_their_buffer",
+    "tests/test_hostile_layers.py::test_activations_on_scalars_and_empty_arrays_as_torch",
+    "tests/test_hostile_layers.py::test_extreme_finite_values_as_in_torch",
 ]
 
 

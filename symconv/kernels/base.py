@@ -29,6 +29,10 @@ from ..pipeline import MODULE_PREFIX, dtype_name
 
 C_TYPES = {"float32": "float", "float64": "double"}
 DTYPE_SUFFIX = {"float32": "f32", "float64": "f64"}
+#: The largest window size, stride, padding or dilation (as the convolution's ``ConvSpec``).
+MAX_PARAMETER = 2**31 - 1
+#: The most elements an array may have (so that 64-bit index arithmetic cannot overflow).
+MAX_ELEMENTS = 2**62
 #: Longest readable module name; longer ones are replaced by a hash of the layer's parameters.
 MAX_NAME = 60
 
@@ -62,7 +66,13 @@ def check_shape(name: str, shape: object, ndim: int | None = None) -> tuple[int,
     ok = all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in values)
     if not values or not ok or (ndim is not None and len(values) != ndim):
         raise ValueError(f"{name} must be {expected}, but got {shape!r}")
-    return tuple(int(v) for v in values)
+    values = tuple(int(v) for v in values)
+    if prod(values) > MAX_ELEMENTS:
+        raise ValueError(
+            f"{name} must have at most 2^62 = {MAX_ELEMENTS} elements so that 64-bit index arithmetic "
+            f"cannot overflow, but got {values}: {prod(values)} elements"
+        )
+    return values
 
 
 def pair(name: str, value: object, minimum: int) -> tuple[int, int]:
@@ -75,6 +85,8 @@ def pair(name: str, value: object, minimum: int) -> tuple[int, int]:
     for v in (a, b):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
             raise ValueError(f"{name} must be ints >= {minimum}, but got {value!r}")
+        if v > MAX_PARAMETER:  # written into the C as a constant, multiplied by 64-bit indices
+            raise ValueError(f"{name} must be at most {MAX_PARAMETER} (2^31 - 1), but got {value!r}")
     return int(a), int(b)
 
 

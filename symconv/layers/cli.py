@@ -46,11 +46,18 @@ def ints(text: str | None, what: str) -> tuple[int, ...] | None:
     return tuple(int(p) for p in parts)
 
 
-def one_or_pair(text: str | None, what: str) -> int | tuple[int, ...] | None:
+def one_or_pair(text: str | None, what: str, default: Any = None) -> Any:
+    """``2`` -> 2, ``2,3`` -> (2, 3); ``default`` when the option is absent (never for a given 0,
+    which the spec must see and refuse where it is not allowed)."""
     values = ints(text, what)
     if values is None:
-        return None
+        return default
     return values[0] if len(values) == 1 else values
+
+
+def given(values: tuple[int, ...] | None, default: tuple[int, ...]) -> tuple[int, ...]:
+    """``values``, or ``default`` when the option is absent."""
+    return default if values is None else values
 
 
 def numbers(text: str | None) -> list[float | int] | None:
@@ -72,16 +79,16 @@ def need(value: Any, option: str, kind: str) -> Any:
 
 
 def spec_activation(args: argparse.Namespace) -> Any:
-    return ActivationSpec(args.kind, ints(args.shape, "--shape") or (1, 3))
+    return ActivationSpec(args.kind, given(ints(args.shape, "--shape"), (1, 3)))
 
 
 def spec_maxpool(args: argparse.Namespace) -> Any:
     return MaxPool2dSpec(
         need(ints(args.input, "--input"), "--input N,C,H,W", "maxpool"),
-        kernel_size=one_or_pair(args.kernel, "--kernel") or 2,
+        kernel_size=one_or_pair(args.kernel, "--kernel", 2),
         stride=one_or_pair(args.stride, "--stride"),
-        padding=one_or_pair(args.padding, "--padding") or 0,
-        dilation=one_or_pair(args.dilation, "--dilation") or 1,
+        padding=one_or_pair(args.padding, "--padding", 0),
+        dilation=one_or_pair(args.dilation, "--dilation", 1),
         ceil_mode=args.ceil_mode,
     )
 
@@ -89,9 +96,9 @@ def spec_maxpool(args: argparse.Namespace) -> Any:
 def spec_avgpool(args: argparse.Namespace) -> Any:
     return AvgPool2dSpec(
         need(ints(args.input, "--input"), "--input N,C,H,W", "avgpool"),
-        kernel_size=one_or_pair(args.kernel, "--kernel") or 2,
+        kernel_size=one_or_pair(args.kernel, "--kernel", 2),
         stride=one_or_pair(args.stride, "--stride"),
-        padding=one_or_pair(args.padding, "--padding") or 0,
+        padding=one_or_pair(args.padding, "--padding", 0),
         ceil_mode=args.ceil_mode,
         count_include_pad=args.count_include_pad,
     )
@@ -107,25 +114,25 @@ def spec_linear(args: argparse.Namespace) -> Any:
 
 
 def spec_softmax(args: argparse.Namespace) -> Any:
-    return SoftmaxSpec(ints(args.shape, "--shape") or (1, 3))
+    return SoftmaxSpec(given(ints(args.shape, "--shape"), (1, 3)))
 
 
 def spec_cross_entropy(args: argparse.Namespace) -> Any:
-    return CrossEntropySpec(ints(args.shape, "--shape") or (1, 3), ints(args.target, "--target"), args.reduction)
+    return CrossEntropySpec(given(ints(args.shape, "--shape"), (1, 3)), ints(args.target, "--target"), args.reduction)
 
 
 def spec_batchnorm(args: argparse.Namespace) -> Any:
-    return BatchNorm2dSpec(ints(args.input, "--input") or (1, 1, 1, 3), affine=args.affine)
+    return BatchNorm2dSpec(given(ints(args.input, "--input"), (1, 1, 1, 3)), affine=args.affine)
 
 
 def spec_conv_transpose(args: argparse.Namespace) -> Any:
     return ConvTranspose2dSpec(
         need(ints(args.input, "--input"), "--input N,C_in,H,W", "conv_transpose"),
         need(ints(args.weight, "--weight"), "--weight C_in,C_out/groups,KH,KW", "conv_transpose"),
-        stride=one_or_pair(args.stride, "--stride") or 1,
-        padding=one_or_pair(args.padding, "--padding") or 0,
-        output_padding=one_or_pair(args.output_padding, "--output-padding") or 0,
-        dilation=one_or_pair(args.dilation, "--dilation") or 1,
+        stride=one_or_pair(args.stride, "--stride", 1),
+        padding=one_or_pair(args.padding, "--padding", 0),
+        output_padding=one_or_pair(args.output_padding, "--output-padding", 0),
+        dilation=one_or_pair(args.dilation, "--dilation", 1),
         groups=args.groups,
         bias=args.bias,
     )

@@ -18,6 +18,7 @@ window. ``count_include_pad`` and ``ceil_mode`` change the divisor of border win
 
 from __future__ import annotations
 
+import numbers
 from functools import cached_property
 from typing import Any
 
@@ -42,7 +43,12 @@ def exact(value: Any) -> sp.Expr:
         raise TypeError(f"values must be numbers, but got {value!r}")
     if isinstance(value, (int, np.integer)):
         return sp.Integer(int(value))
-    number = float(value)
+    if isinstance(value, (str, bytes)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"values must be real numbers, but got {value!r}")
+    try:
+        number = float(value)
+    except (OverflowError, TypeError, ValueError):  # a Fraction beyond the float range
+        raise ValueError(f"values must be finite numbers, but got {value!r}") from None
     if not np.isfinite(number):
         raise ValueError(f"values must be finite numbers, but got {value!r}")
     return sp.Rational(repr(number))

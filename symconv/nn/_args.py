@@ -13,6 +13,13 @@ from typing import Any
 import numpy as np
 
 
+#: The largest kernel size, stride, padding or dilation (as the convolution's ``ConvSpec``): the
+#: generated C writes them as constants and multiplies them by indices in 64-bit arithmetic.
+MAX_PARAMETER = 2**31 - 1
+#: The most elements one array may have (so that 64-bit index arithmetic cannot overflow).
+MAX_ELEMENTS = 2**62
+
+
 class ArgumentTypeError(TypeError, ValueError):
     """An argument of the wrong type where a size or count was expected (``"3"``, ``2.0``, ``True``).
 
@@ -45,13 +52,28 @@ def non_negative(name: str, value: Any) -> int:
 
 
 def pair(name: str, value: Any, minimum: int = 1, why: str = "") -> tuple[int, int]:
-    """An int or a pair of ints, each >= ``minimum``, as a pair (``why`` is appended to a range error)."""
+    """An int or a pair of ints, each >= ``minimum`` and at most ``MAX_PARAMETER``, as a pair
+    (``why`` is appended to a range error)."""
     values = (value, value) if is_int(value) else value
     if not (isinstance(values, (tuple, list)) and len(values) == 2 and all(is_int(v) for v in values)):
         raise ArgumentTypeError(f"{name} must be an int or a pair of ints, but got {value!r}")
     if min(values) < minimum:
         raise ValueError(f"{name} must be >= {minimum} on both axes, but got {value!r}{why}")
+    if max(values) > MAX_PARAMETER:
+        raise ValueError(f"{name} must be at most {MAX_PARAMETER} (2^31 - 1) on both axes, but got {value!r}")
     return (int(values[0]), int(values[1]))
+
+
+def fits(names: str, shape: tuple[int, ...]) -> None:
+    """Refuse a parameter array of more than ``MAX_ELEMENTS`` elements (``names``: the arguments
+    that give its shape, for the message)."""
+    count = 1
+    for extent in shape:
+        count *= extent
+    if count > MAX_ELEMENTS:
+        raise ValueError(
+            f"{names} must give at most 2^62 = {MAX_ELEMENTS} parameters, but got shape {shape}: {count} elements"
+        )
 
 
 def flag(name: str, value: Any) -> bool:
@@ -65,7 +87,10 @@ def real(name: str, value: Any, minimum: float | None = None, strict: bool = Fal
     """A finite real number, optionally ``>= minimum`` (``> minimum`` if ``strict``)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, but got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int (or Fraction) beyond the float range
+        raise ValueError(f"{name} must be finite, but got {value!r}") from None
     if not math.isfinite(number):
         raise ValueError(f"{name} must be finite, but got {value!r}")
     if minimum is not None and (number <= minimum if strict else number < minimum):

@@ -24,20 +24,28 @@ class _Elementwise(Module):
         super().__init__()
         if inplace is not False:
             raise ValueError(f"inplace must be False (in-place activations are not supported), but got {inplace!r}")
-        self._saved: tuple[Any, np.ndarray, np.ndarray] | None = None
+        self._saved: tuple[Any, np.ndarray, np.ndarray, tuple[int, ...]] | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         float_array("x", x)
-        kernel = layer_kernels().activation(self.kind, x.shape, x.dtype.name)
         kept = saved_copy(x)
+        if x.size == 0:  # an empty batch: nothing to compute, no kernel to build
+            self._saved = (None, kept, kept, x.shape)
+            return np.empty(x.shape, x.dtype)
+        # a 0-d array is one element: the kernel of shape (1,) computes it (a view, no copy)
+        kept = kept.reshape(x.shape or (1,))
+        kernel = layer_kernels().activation(self.kind, kept.shape, x.dtype.name)
         y = kernel.forward(kept)
         # The caller owns y and may change it: keep a copy for the backward pass.
-        self._saved = (kernel, kept, y.copy())
-        return y
+        self._saved = (kernel, kept, y.copy(), x.shape)
+        return y.reshape(x.shape)
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        kernel, x, y = need_forward(self._saved)
-        return kernel.backward(x, y, grad_array(grad_out, x.shape, x.dtype))
+        kernel, x, y, shape = need_forward(self._saved)
+        grad_array(grad_out, shape, x.dtype)
+        if kernel is None:
+            return np.zeros(shape, x.dtype)
+        return kernel.backward(x, y, grad_out.reshape(x.shape)).reshape(shape)
 
 
 class ReLU(_Elementwise):
@@ -68,6 +76,9 @@ class Softmax(Module):
         float_array("x", x)
         if x.ndim != 2:
             raise ValueError(f"x must have shape (N, C), but got {x.shape}")
+        if x.size == 0:  # no rows, or rows of no classes: an empty result
+            self._saved = (None, np.empty(x.shape, x.dtype))
+            return np.empty(x.shape, x.dtype)
         kernel = layer_kernels().softmax(x.shape, x.dtype.name)
         y = kernel.forward(x)
         self._saved = (kernel, y.copy())
@@ -75,7 +86,10 @@ class Softmax(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         kernel, y = need_forward(self._saved)
-        return kernel.backward(y, grad_array(grad_out, y.shape, y.dtype))
+        grad_array(grad_out, y.shape, y.dtype)
+        if kernel is None:
+            return np.zeros(y.shape, y.dtype)
+        return kernel.backward(y, grad_out)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}"

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..pipeline import dtype_name
-from ._args import flag, grad_array, positive, real
+from ._args import fits, flag, grad_array, positive, real
 from ._kernels import layer_kernels
 from .module import Module, Parameter, need_forward, saved_copy
 
@@ -35,6 +35,7 @@ class BatchNorm2d(Module):
     ) -> None:
         super().__init__()
         self.num_features = positive("num_features", num_features)
+        fits("num_features", (self.num_features,))
         self.eps = real("eps", eps, minimum=0.0, strict=True)
         self.momentum = None if momentum is None else real("momentum", momentum, minimum=0.0)
         self.affine = flag("affine", affine)
@@ -78,19 +79,28 @@ class BatchNorm2d(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._check(x)
-        kernel = layer_kernels().batchnorm2d(x.shape, self.dtype)
         gamma, beta = self._affine()
         count = x.shape[0] * x.shape[2] * x.shape[3]
         kept = saved_copy(x)
+        if count == 0:
+            # An empty batch (or empty planes): an empty result, zero gradients, the running
+            # statistics unchanged. As PyTorch, a training step still counts the batch in
+            # num_batches_tracked.
+            if self.training and self.track_running_stats:
+                self.num_batches_tracked = self.num_batches_tracked + 1
+            self._saved = ("empty", None, kept, gamma, None, None)
+            return np.empty(x.shape, x.dtype)
         if self.training or not self.track_running_stats:
             if self.training and count <= 1:
                 raise ValueError(f"x must have more than 1 value per channel when training, but got shape {x.shape}")
+            kernel = layer_kernels().batchnorm2d(x.shape, self.dtype)
             y, mean, var = kernel.forward_train(kept, gamma, beta, self.eps)
             if self.training and self.track_running_stats:
                 self._update_running(mean, var, count)
             self._saved = ("batch", kernel, kept, gamma, mean, var)
         else:
             mean, var = self.running_mean.copy(), self.running_var.copy()
+            kernel = layer_kernels().batchnorm2d(x.shape, self.dtype)
             y = kernel.forward_eval(kept, gamma, beta, mean, var, self.eps)
             self._saved = ("running", kernel, kept, gamma, mean, var)
         return y
@@ -98,9 +108,15 @@ class BatchNorm2d(Module):
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         mode, kernel, x, gamma, mean, var = need_forward(self._saved)
         grad_array(grad_out, x.shape, x.dtype)
-        if mode == "batch":
+        if mode == "empty":
+            dx = np.zeros(x.shape, x.dtype)
+            dgamma, dbeta = np.zeros(self.num_features, x.dtype), np.zeros(self.num_features, x.dtype)
+        elif mode == "batch":
             dx, dgamma, dbeta = kernel.backward(grad_out, x, gamma, mean, var, self.eps)
         else:
+            # C order whatever the caller's layout: numpy's sums below follow the memory order,
+            # and the result must not change with it (not one bit)
+            grad_out = np.ascontiguousarray(grad_out)
             scale = (1.0 / np.sqrt(var + self.eps)).astype(self.dtype)[:, None, None]
             dx = grad_out * (gamma[:, None, None] * scale)
             dgamma = (grad_out * ((x - mean[:, None, None]) * scale)).sum(axis=(0, 2, 3))

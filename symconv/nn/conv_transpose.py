@@ -29,7 +29,7 @@ from codegen.kernel import ConvKernel
 from ..api import build
 from ..pipeline import dtype_name
 from ..spec import ConvSpec
-from ._args import flag, generator, pair, positive, uniform
+from ._args import MAX_ELEMENTS, fits, flag, generator, pair, positive, uniform
 from .module import Module, Parameter, need_forward, saved_copy
 
 _KERNEL_WHY = " (weight dimensions must be positive)"
@@ -81,6 +81,7 @@ class ConvTranspose2d(Module):
                     f"output_padding={self.output_padding}, stride={self.stride}, dilation={self.dilation}"
                 )
         weight_shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
+        fits("in_channels, out_channels, groups and kernel_size", weight_shape)
         draw = generator(rng)
         bound = 1.0 / math.sqrt(weight_shape[1] * self.kernel_size[0] * self.kernel_size[1])
         self.weight = Parameter(uniform(draw, bound, weight_shape, self.dtype))
@@ -100,7 +101,13 @@ class ConvTranspose2d(Module):
         )
         if min(sizes) < 1:
             raise ValueError(f"x of shape {tuple(input_shape)} gives a non-positive output size {sizes}")
-        return (n, self.out_channels, *sizes)
+        shape = (n, self.out_channels, *sizes)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise ValueError(
+                f"x of shape {tuple(input_shape)} gives an output of shape {shape}, but the output must have "
+                f"at most 2^62 = {MAX_ELEMENTS} elements ({math.prod(shape)})"
+            )
+        return shape
 
     def kernel(self, input_shape: tuple[int, ...]) -> tuple[ConvKernel, tuple[int, int]]:
         """The convolution's kernels for this input shape, and the rows/columns appended after it."""
@@ -155,6 +162,9 @@ class ConvTranspose2d(Module):
             raise TypeError(f"grad_out must be {self.dtype}, but got {grad_out.dtype}")
         if grad_out.shape != expected:
             raise ValueError(f"grad_out must have shape {expected}, but got {grad_out.shape}")
+        # C order whatever the caller's layout: the bias gradient is a numpy sum that follows the
+        # memory order, and the result must not change with it (not one bit)
+        grad_out = np.ascontiguousarray(grad_out)
         inside = grad_out[:, :, : expected[2] - extra[0], : expected[3] - extra[1]]
         inside = np.ascontiguousarray(inside)
         dx = kernel.forward(inside, self.weight.data)

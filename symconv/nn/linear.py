@@ -19,7 +19,7 @@ from codegen.kernel import ConvKernel
 from ..api import build
 from ..pipeline import dtype_name
 from ..spec import ConvSpec
-from ._args import flag, generator, positive, uniform
+from ._args import fits, flag, generator, positive, uniform
 from .module import Module, Parameter, need_forward, saved_copy
 
 
@@ -41,6 +41,7 @@ class Linear(Module):
         super().__init__()
         self.in_features = positive("in_features", in_features)
         self.out_features = positive("out_features", out_features)
+        fits("in_features and out_features", (self.out_features, self.in_features))
         flag("bias", bias)
         self.dtype = dtype_name(dtype)
         draw = generator(rng)
@@ -124,9 +125,10 @@ class Flatten(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         shape = need_forward(self._shape)
-        if not isinstance(grad_out, np.ndarray) or grad_out.size != math.prod(shape):
-            got = grad_out.shape if isinstance(grad_out, np.ndarray) else type(grad_out).__name__
-            raise ValueError(f"grad_out must have as many entries as x of shape {shape}, but got {got}")
+        if not isinstance(grad_out, np.ndarray):
+            raise TypeError(f"grad_out must be a numpy.ndarray, but got {type(grad_out).__name__}")
+        if grad_out.size != math.prod(shape):
+            raise ValueError(f"grad_out must have as many entries as x of shape {shape}, but got {grad_out.shape}")
         return grad_out.reshape(shape)
 
     def extra_repr(self) -> str:

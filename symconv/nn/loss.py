@@ -15,14 +15,23 @@ from ._kernels import layer_kernels
 from .module import Module, need_forward
 
 
-def _target(target: Any, batch: int) -> np.ndarray:
-    """Class indices as int64 ``(N,)`` (integer arrays of any width are accepted)."""
+def _target(target: Any, batch: int, classes: int) -> np.ndarray:
+    """Class indices as int64 ``(N,)`` (integer arrays of any width are accepted).
+
+    The range is checked before the cast, in the array's own type: a uint64 index beyond int64
+    would otherwise wrap to a negative number and be reported as one."""
     if not isinstance(target, np.ndarray):
         raise TypeError(f"target must be a numpy.ndarray of class indices, but got {type(target).__name__}")
     if target.dtype.kind not in "iu":
         raise TypeError(f"target must hold integer class indices, but got dtype {target.dtype}")
     if target.shape != (batch,):
         raise ValueError(f"target must have shape ({batch},), one class index per row of logits, but got {target.shape}")
+    bad = (target < 0) | (target >= classes)
+    if bad.any():
+        where = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"target must hold class indices in [0, {classes}), but got {int(target[where])} at index {where}"
+        )
     return target.astype(np.int64, copy=True)
 
 
@@ -43,9 +52,9 @@ class CrossEntropyLoss(Module):
 
     def forward(self, logits: np.ndarray, target: np.ndarray) -> float:
         float_array("logits", logits)
-        if logits.ndim != 2 or logits.shape[0] < 1:
-            raise ValueError(f"logits must have shape (N, C) with N >= 1, but got {logits.shape}")
-        labels = _target(target, logits.shape[0])
+        if logits.ndim != 2 or min(logits.shape) < 1:
+            raise ValueError(f"logits must have shape (N, C) with N >= 1 and C >= 1, but got {logits.shape}")
+        labels = _target(target, *logits.shape)
         kernel = layer_kernels().cross_entropy(logits.shape, logits.dtype.name)
         loss, probs = kernel.forward(logits, labels)
         self._saved = (kernel, probs, labels)

@@ -20,6 +20,8 @@ def _pool_input(x: Any) -> np.ndarray:
     float_array("x", x)
     if x.ndim != 4:
         raise ValueError(f"x must have shape (N, C, H, W), but got {x.shape}")
+    if min(x.shape[1:]) < 1:  # only the batch may be empty (as in PyTorch)
+        raise ValueError(f"x must have positive channels, height and width, but got shape {x.shape}")
     return x
 
 
@@ -28,6 +30,24 @@ def _check_padding(padding: tuple[int, int], kernel_size: tuple[int, int]) -> No
         raise ValueError(
             f"padding must be at most half of kernel_size, but got padding={padding} and kernel_size={kernel_size}"
         )
+
+
+class _EmptyBatch:
+    """What an empty batch's forward keeps instead of a kernel: the input shape."""
+
+    def __init__(self, input_shape: tuple[int, ...]) -> None:
+        self.input_shape = input_shape
+
+
+def _empty_batch_output(x: np.ndarray, kernel_size, stride, padding, dilation, ceil_mode: bool, windows: bool):
+    """The output shape for an input with N = 0, checked as a non-empty batch's would be."""
+    from ..kernels.pooling import _check_windows_reach_input, _output_shape
+
+    probe = (1, *x.shape[1:])  # the checks of one sample (they do not depend on N)
+    shape = _output_shape(probe, kernel_size, stride, padding, dilation, ceil_mode)
+    if windows:
+        _check_windows_reach_input(probe, shape, kernel_size, stride, padding, dilation)
+    return (0, *shape[1:])
 
 
 class MaxPool2d(Module):
@@ -55,6 +75,11 @@ class MaxPool2d(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         _pool_input(x)
+        if x.shape[0] == 0:  # an empty batch: the shape of the result, and nothing to compute
+            shape = _empty_batch_output(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, True)
+            y, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+            self._saved = (_EmptyBatch(x.shape), indices, y.dtype)
+            return (y, indices.copy()) if self.return_indices else y
         kernel = layer_kernels().maxpool2d(
             x.shape, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode, x.dtype.name
         )
@@ -64,7 +89,10 @@ class MaxPool2d(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         kernel, indices, dtype = need_forward(self._saved)
-        return kernel.backward(grad_array(grad_out, indices.shape, dtype), indices)
+        grad_array(grad_out, indices.shape, dtype)
+        if isinstance(kernel, _EmptyBatch):
+            return np.zeros(kernel.input_shape, dtype)
+        return kernel.backward(grad_out, indices)
 
     def extra_repr(self) -> str:
         return (
@@ -99,6 +127,10 @@ class AvgPool2d(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         _pool_input(x)
+        if x.shape[0] == 0:  # an empty batch: the shape of the result, and nothing to compute
+            shape = _empty_batch_output(x, self.kernel_size, self.stride, self.padding, (1, 1), self.ceil_mode, False)
+            self._saved = (_EmptyBatch(x.shape), shape, x.dtype)
+            return np.empty(shape, x.dtype)
         kernel = layer_kernels().avgpool2d(
             x.shape, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad, x.dtype.name
         )
@@ -108,7 +140,10 @@ class AvgPool2d(Module):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         kernel, shape, dtype = need_forward(self._saved)
-        return kernel.backward(grad_array(grad_out, shape, dtype))
+        grad_array(grad_out, shape, dtype)
+        if isinstance(kernel, _EmptyBatch):
+            return np.zeros(kernel.input_shape, dtype)
+        return kernel.backward(grad_out)
 
     def extra_repr(self) -> str:
         return (

@@ -39,6 +39,9 @@ from ..nn._args import generator
 from ..optim import SGD
 from .progress import progress
 
+#: The most OpenMP threads ``--threads`` may ask for (the layers are small: more is never useful,
+#: and a huge count would not fit the C int the runtime takes).
+MAX_THREADS = 1024
 EXTRA_HINT = "pip install 'symconv[examples]' (scikit-learn, matplotlib, tqdm)"
 
 
@@ -251,12 +254,19 @@ def _check(args: argparse.Namespace) -> str | None:
         return f"--epochs must be >= 1, but got {args.epochs}"
     if args.batch_size < 1:
         return f"--batch-size must be >= 1, but got {args.batch_size}"
+    for option, value in (("--lr", args.lr), ("--momentum", args.momentum), ("--weight-decay", args.weight_decay)):
+        if not math.isfinite(value):
+            return f"{option} must be finite, but got {value}"
     if not args.lr > 0:
         return f"--lr must be > 0, but got {args.lr}"
-    if args.seed < 0:
-        return f"--seed must be >= 0, but got {args.seed}"
-    if args.threads < 0:
-        return f"--threads must be >= 0, but got {args.threads}"
+    if args.momentum < 0:
+        return f"--momentum must be >= 0, but got {args.momentum}"
+    if args.weight_decay < 0:
+        return f"--weight-decay must be >= 0, but got {args.weight_decay}"
+    if not 0 <= args.seed < 2**32:  # scikit-learn's random_state takes 32-bit seeds
+        return f"--seed must be between 0 and 2^32 - 1 = {2**32 - 1}, but got {args.seed}"
+    if not 0 <= args.threads <= MAX_THREADS:
+        return f"--threads must be between 0 and {MAX_THREADS}, but got {args.threads}"
     return None
 
 
