@@ -35,6 +35,13 @@ def default_num_threads() -> int:
         return os.cpu_count() or 1
 
 
+def thread_count(n: object) -> int:
+    """``n`` as a thread count for ``set_num_threads``: a positive int, else a ValueError."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive int, but got {n!r}")
+    return int(n)
+
+
 class _AppliedThreads(threading.local):
     """The OpenMP thread count last set from this Python thread (the runtime keeps one per thread)."""
 
@@ -198,9 +205,7 @@ class ConvKernel:
 
     def set_num_threads(self, n: int) -> None:
         """Run this kernel's calls on ``n`` OpenMP threads (default: $OMP_NUM_THREADS, else all cores)."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be a positive int, but got {n!r}")
-        self._threads = int(n)
+        self._threads = thread_count(n)
 
     def __repr__(self) -> str:
         dims = lambda shape: "×".join(map(str, shape))  # noqa: E731

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import numpy as np
 
 from codegen.build import build_extension
-from codegen.kernel import applied_threads, default_num_threads, pointer_checker
+from codegen.kernel import applied_threads, default_num_threads, pointer_checker, thread_count
 from codegen.layers import LayerSource, index_checker
 
 from ..lower import PARALLEL_MIN_WORK
@@ -134,9 +134,7 @@ class LayerKernel:
 
     def set_num_threads(self, n: int) -> None:
         """Run this kernel's calls on ``n`` OpenMP threads (default: $OMP_NUM_THREADS, else all cores)."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be a positive int, but got {n!r}")
-        self._threads = int(n)
+        self._threads = thread_count(n)
 
     def describe(self) -> str:
         return ""
