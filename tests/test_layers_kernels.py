@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symconv.kernels import activation, avgpool2d, batchnorm2d, cross_entropy, maxpool2d, softmax
+from symconv.kernels import activation, avgpool2d, batchnorm2d, cross_entropy, linear, maxpool2d, softmax
 
 DTYPES = ("float32", "float64")
 TOL = {"float32": dict(rtol=2e-5, atol=2e-6), "float64": dict(rtol=1e-12, atol=1e-13)}
@@ -453,3 +453,109 @@ def test_batchnorm_variance_is_two_pass_accurate_for_float32():
     x = (np.float32(1e4) + np.random.default_rng(17).standard_normal(shape).astype(np.float32) * 1e-2).astype(np.float32)
     _, mean, var = k.forward_train(x, np.ones(3, np.float32), np.zeros(3, np.float32), 1e-5)
     np.testing.assert_allclose(var, x.astype(np.float64).var(axis=(0, 2, 3)), rtol=1e-4)
+
+
+# -- linear ----------------------------------------------------------------------------------------
+
+# (batch, in_features, out_features, bias): the two fully connected layers of LeNet, an empty batch,
+# single features, and sums longer than one packed panel (256 rows) along each summed axis.
+LINEAR = [(32, 128, 120, True), (32, 120, 84, False), (0, 5, 3, True), (5, 1, 300, False), (7, 300, 1, True),
+          (3, 300, 19, True), (2, 7, 290, True), (260, 3, 5, False)]
+
+
+def ref_linear(x, w, b, g):
+    """y = x Wᵀ + b, dL/dx = G W, dL/dW = Gᵀ x, dL/db = Σ_n G (float64), and for each entry of
+    each the sum of the absolute values of its terms (the scale of its rounding error)."""
+    x, w, g = (a.astype(np.float64) for a in (x, w, g))
+    b = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+    values = {"y": x @ w.T + b, "dx": g @ w, "dw": g.T @ x, "db": g.sum(axis=0)}
+    scales = {"y": np.abs(x) @ np.abs(w).T + np.abs(b), "dx": np.abs(g) @ np.abs(w), "dw": np.abs(g).T @ np.abs(x),
+              "db": np.abs(g).sum(axis=0)}
+    return values, scales
+
+
+def within_sum_error(actual, expected, scale, terms: int, dtype: str) -> None:
+    """|actual - expected| within the error bound of a sum of ``terms`` rounded products
+    (``(terms + 1) u Σ|term|``, u the unit roundoff), plus float64's own rounding of ``expected``."""
+    u = np.finfo(dtype).eps / 2
+    bound = (terms + 1) * u * scale + 4 * np.finfo(np.float64).eps * np.abs(expected)
+    assert actual.shape == expected.shape
+    assert np.all(np.abs(actual - expected) <= bound), np.max(np.abs(actual - expected) - bound)
+
+
+@FEW
+@given(cfg=st.sampled_from(LINEAR), dtype=st.sampled_from(DTYPES), seed=seeds, scale=st.sampled_from([1.0, 1e-3, 1e4]))
+def test_linear_matches_reference_and_torch(cfg, dtype, seed, scale):
+    torch = torch_or_skip()
+    import torch.nn.functional as F
+
+    n, i, o, bias = cfg
+    k = linear(n, i, o, bias, dtype)
+    x, w, g = data(seed, (n, i), dtype, scale=scale), data(seed + 1, (o, i), dtype), data(seed + 2, (n, o), dtype)
+    b = data(seed + 3, (o,), dtype) if bias else None
+    y = k.forward(x, w, b)
+    dx, dw, db = k.backward(x, w, g)
+    assert y.dtype == dx.dtype == dw.dtype == np.dtype(dtype)
+    assert (db is None) == (not bias) and (db is None or db.dtype == np.dtype(dtype))
+    values, scales = ref_linear(x, w, b, g)
+    within_sum_error(y, values["y"], scales["y"], i + 1, dtype)
+    within_sum_error(dx, values["dx"], scales["dx"], o, dtype)
+    within_sum_error(dw, values["dw"], scales["dw"], n, dtype)
+    np.testing.assert_array_equal(k.grad_input(g, w), dx)
+    np.testing.assert_array_equal(k.grad_weight(x, g), dw)
+    if bias:
+        within_sum_error(db, values["db"], scales["db"], n, dtype)
+        np.testing.assert_array_equal(k.grad_bias(g), db)
+    # PyTorch: F.linear and its autograd (its own order of summation, so within twice the bound)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    tb = torch.tensor(b, requires_grad=True) if bias else None
+    ty = F.linear(tx, tw, tb)
+    ty.backward(torch.tensor(g))
+    within_sum_error(y, ty.detach().numpy().astype(np.float64), 2 * scales["y"], i + 1, dtype)
+    within_sum_error(dx, tx.grad.numpy().astype(np.float64), 2 * scales["dx"], o, dtype)
+    within_sum_error(dw, tw.grad.numpy().astype(np.float64), 2 * scales["dw"], n, dtype)
+    if bias:
+        within_sum_error(db, tb.grad.numpy().astype(np.float64), 2 * scales["db"], n, dtype)
+
+
+def test_linear_empty_batch_gives_exact_zero_gradients():
+    k = linear(0, 5, 3, True, "float64")
+    x, g, w = np.zeros((0, 5)), np.zeros((0, 3)), np.ones((3, 5))
+    assert k.forward(x, w, np.ones(3)).shape == (0, 3)
+    dx, dw, db = k.backward(x, w, g)
+    assert dx.shape == (0, 5) and dw.shape == (3, 5) and db.shape == (3,)
+    for grad in (dw, db):
+        assert (grad == 0).all() and not np.signbit(grad).any()
+
+
+@pytest.mark.parametrize("cfg", [LINEAR[4], LINEAR[3], (4, 3, 5, True)], ids=str)
+def test_linear_backward_matches_finite_differences(cfg):
+    n, i, o, bias = cfg
+    k = linear(n, i, o, bias, "float64")
+    rng = np.random.default_rng(19)
+    x, w, g = rng.standard_normal((n, i)), rng.standard_normal((o, i)), rng.standard_normal((n, o))
+    b = rng.standard_normal(o) if bias else None
+    dx, dw, db = k.backward(x, w, g)
+    np.testing.assert_allclose(dx, central_difference(lambda v: k.forward(v, w, b), x.copy(), g), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dw, central_difference(lambda v: k.forward(x, v, b), w.copy(), g), rtol=1e-6, atol=1e-8)
+    if bias:
+        numeric = central_difference(lambda v: k.forward(x, w, v), b.copy(), g)
+        np.testing.assert_allclose(db, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_linear_entries_do_not_depend_on_their_place_in_the_tiles():
+    """Each entry is one sum in a fixed order: a row alone gives bitwise the entries it gets
+    among 31 others, and so does a weight row alone (the tiles cut rows and columns differently)."""
+    n, i, o = LINEAR[0][:3]
+    rng = np.random.default_rng(29)
+    x, w, b, g = (rng.standard_normal(s).astype(np.float32) for s in ((n, i), (o, i), (o,), (n, o)))
+    full = linear(n, i, o, True, "float32")
+    one_row, one_out = linear(1, i, o, True, "float32"), linear(n, i, 1, True, "float32")
+    y, (dx, dw, db) = full.forward(x, w, b), full.backward(x, w, g)
+    for r in (0, 5, 31):
+        np.testing.assert_array_equal(one_row.forward(x[r:r + 1], w, b), y[r:r + 1])
+    for j in (0, 17, 119):
+        np.testing.assert_array_equal(one_out.forward(x, w[j:j + 1], b[j:j + 1]), y[:, j:j + 1])
+        _, dw_j, db_j = one_out.backward(x, w[j:j + 1], g[:, j:j + 1])
+        np.testing.assert_array_equal(dw_j, dw[j:j + 1])
+        np.testing.assert_array_equal(db_j, db[j:j + 1])

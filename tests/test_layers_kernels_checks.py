@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from symconv.kernels import activation, avgpool2d, batchnorm2d, cross_entropy, maxpool2d, softmax
+from symconv.kernels import activation, avgpool2d, batchnorm2d, cross_entropy, linear, maxpool2d, softmax
 
 
 def small_kernels():
@@ -21,6 +21,9 @@ def small_kernels():
         softmax((3, 4), "float32"),
         cross_entropy((3, 4), "float64"),
         batchnorm2d((2, 3, 4, 4), "float32"),
+        linear(3, 5, 4, True, "float32"),
+        linear(0, 5, 4, False, "float64"),
+        linear(64, 256, 256, True, "float32"),  # threaded
     ]
 
 
@@ -118,6 +121,103 @@ def test_bad_factory_arguments():
         k.forward_train(np.zeros((2, 3, 4, 4)), np.ones(4), np.zeros(3), 1e-5)
 
 
+def test_linear_refuses_bad_arguments_naming_them():
+    k = linear(2, 3, 4, True, "float32")
+    x, w, b = np.zeros((2, 3), np.float32), np.zeros((4, 3), np.float32), np.zeros(4, np.float32)
+    with pytest.raises(TypeError, match=r"^x must be float32, but got float64"):
+        k.forward(np.zeros((2, 3)), w, b)
+    with pytest.raises(ValueError, match=r"^weight must have shape \(4, 3\), but got \(3, 4\)"):
+        k.forward(x, w.T, b)
+    with pytest.raises(ValueError, match=r"^bias must have shape \(4,\), but got \(3,\)"):
+        k.forward(x, w, b[:3])
+    with pytest.raises(ValueError, match="^bias must be given: this kernel was built with bias=True"):
+        k.forward(x, w)
+    with pytest.raises(ValueError, match=r"^grad_out must have shape \(2, 4\), but got \(2, 3\)"):
+        k.grad_input(np.zeros((2, 3), np.float32), w)
+    with pytest.raises(TypeError, match="^grad_out must be a numpy.ndarray, but got list"):
+        k.grad_weight(x, [[0.0] * 4] * 2)
+    plain = linear(2, 3, 4, False, "float32")
+    with pytest.raises(ValueError, match="^bias must be None: this kernel was built with bias=False"):
+        plain.forward(x, w, b)
+    with pytest.raises(ValueError, match="^grad_bias needs a kernel built with bias=True"):
+        plain.grad_bias(np.zeros((2, 4), np.float32))
+    assert plain.backward(x, w, np.zeros((2, 4), np.float32))[2] is None
+
+
+@pytest.mark.parametrize("args,error,message", [
+    ((-1, 3, 4), ValueError, "batch must be a non-negative int, but got -1"),
+    ((2, 0, 4), ValueError, "in_features must be a positive int, but got 0"),
+    ((2, 3, 4.0), ValueError, "out_features must be a positive int, but got 4.0"),
+    ((True, 3, 4), ValueError, "batch must be a non-negative int, but got True"),
+    ((2, 3, 4, 1), ValueError, "bias must be a bool, but got 1"),
+    ((2, 3, 4, True, "float16"), ValueError, "dtype must be 'float32' or 'float64', but got 'float16'"),
+    ((2**40, 2**30, 4), ValueError, "at most 2\\^62"),
+])
+def test_bad_linear_factory_arguments(args, error, message):
+    with pytest.raises(error, match=message):
+        linear(*args)
+
+
+def _fortran(a):
+    return np.asfortranarray(a)
+
+
+def _negative(a):
+    return np.ascontiguousarray(a[::-1, ::-1])[::-1, ::-1] if a.ndim == 2 else np.ascontiguousarray(a[::-1])[::-1]
+
+
+def _misaligned(a):
+    raw = np.empty(a.nbytes + 1, np.uint8)
+    view = raw[1:].view(a.dtype).reshape(a.shape)
+    view[...] = a
+    return view
+
+
+def _read_only(a):
+    c = a.copy()
+    c.flags.writeable = False
+    return c
+
+
+ODD = {"fortran": _fortran, "negative_strides": _negative, "misaligned": _misaligned, "read_only": _read_only}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ODD)
+def test_linear_on_odd_memory_is_bitwise_a_contiguous_copy(layout, dtype):
+    k = linear(6, 19, 21, True, dtype)
+    rng = np.random.default_rng(31)
+    plain = {name: rng.standard_normal(shape).astype(dtype)
+             for name, shape in (("x", (6, 19)), ("w", (21, 19)), ("b", (21,)), ("g", (6, 21)))}
+    odd = {name: ODD[layout](a) for name, a in plain.items()}
+    if layout == "misaligned":
+        assert not odd["x"].flags.aligned
+    elif layout != "read_only":
+        assert not odd["x"].flags.c_contiguous
+    before = {name: a.copy() for name, a in odd.items()}
+
+    def run(a):
+        return (k.forward(a["x"], a["w"], a["b"]), *k.backward(a["x"], a["w"], a["g"]),
+                k.grad_input(a["g"], a["w"]), k.grad_weight(a["x"], a["g"]), k.grad_bias(a["g"]))
+
+    for got, want in zip(run(odd), run(plain)):
+        np.testing.assert_array_equal(got, want)
+        assert got.flags.c_contiguous and got.flags.writeable
+    for name in odd:
+        np.testing.assert_array_equal(odd[name], before[name])
+
+
+def test_linear_overlapping_inputs():
+    """x and the weight (or grad_out) may be views of one buffer: only outputs are written."""
+    k = linear(4, 4, 4, True, "float64")
+    a = np.random.default_rng(37).standard_normal((4, 4))
+    y, (dx, dw, db) = k.forward(a, a, a[0]), k.backward(a, a, a)
+    c = a.copy()
+    np.testing.assert_array_equal(y, k.forward(c, c.copy(), c[0].copy()))
+    for got, want in zip((dx, dw, db), k.backward(c, c.copy(), c.copy())):
+        np.testing.assert_array_equal(got, want)
+
+
 # -- the C -----------------------------------------------------------------------------------------
 
 
@@ -149,6 +249,8 @@ def test_source_says_what_it_computes_and_repr_names_the_layer():
 def test_factories_are_memoised():
     assert maxpool2d((1, 2, 4, 4), 2, dtype="float32") is maxpool2d((1, 2, 4, 4), 2, dtype="float32")
     assert softmax((3, 4), "float32") is not softmax((3, 4), "float64")
+    assert linear(2, 3, 4, True, "float32") is linear(2, 3, 4, True, "float32")
+    assert linear(2, 3, 4, True, "float32") is not linear(2, 3, 4, False, "float32")
 
 
 # -- threads ---------------------------------------------------------------------------------------
@@ -173,3 +275,20 @@ def test_results_do_not_depend_on_the_thread_count():
         results.append((y, idx, dx, out, mean, var, *grads))
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
+
+
+def test_linear_results_do_not_depend_on_the_thread_count():
+    """A linear layer large enough for threads: bitwise the same on one, two and three threads;
+    the LeNet-sized one stays on the calling thread."""
+    assert "#pragma omp parallel for" not in linear(32, 128, 120, True, "float32").source
+    k = linear(64, 256, 256, True, "float32")
+    assert "#pragma omp parallel for" in k.source
+    rng = np.random.default_rng(41)
+    x, w, b, g = (rng.standard_normal(s).astype(np.float32) for s in ((64, 256), (256, 256), (256,), (64, 256)))
+    results = []
+    for threads in (1, 2, 3):
+        k.set_num_threads(threads)
+        results.append((k.forward(x, w, b), *k.backward(x, w, g)))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)

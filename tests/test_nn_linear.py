@@ -98,3 +98,59 @@ def test_flatten_bad_arguments() -> None:
     layer(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match=r"grad_out must have as many entries as x of shape \(2, 3, 4\)"):
         layer.backward(np.zeros((2, 5)))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    batch=st.integers(0, 40),
+    in_features=st.integers(1, 300),
+    out_features=st.integers(1, 300),
+    bias=st.booleans(),
+    dtype=st.sampled_from(["float32", "float64"]),
+    seed=st.integers(0, 2**16),
+)
+def test_linear_matches_torch_on_drawn_shapes(batch, in_features, out_features, bias, dtype, seed) -> None:
+    """Any shape (each compiles its own kernels): output and gradients as torch's F.linear and autograd,
+    within the rounding error of a sum of that many products."""
+    import torch.nn.functional as F
+
+    layer = nn.Linear(in_features, out_features, bias=bias, dtype=dtype, rng=seed)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, in_features)).astype(dtype)
+    g = rng.standard_normal((batch, out_features)).astype(dtype)
+    tx, tw = torch.tensor(x, requires_grad=True), torch.tensor(layer.weight.data, requires_grad=True)
+    tb = torch.tensor(layer.bias.data, requires_grad=True) if bias else None
+    out_t = F.linear(tx, tw, tb)
+    out_t.backward(torch.from_numpy(g))
+    out = layer(x)
+    dx = layer.backward(g)
+    u = np.finfo(dtype).eps
+    w, b = layer.weight.data.astype(np.float64), np.abs(layer.bias.data) if bias else 0
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    # two sums (ours and torch's) of k terms each differ by at most 2 (k + 1) u Σ|term|
+    checks = [(out, out_t, (in_features + 2) * (np.abs(x64) @ np.abs(w).T + b)),
+              (dx, tx.grad, (out_features + 1) * (np.abs(g64) @ np.abs(w))),
+              (layer.weight.grad, tw.grad, (batch + 1) * (np.abs(g64).T @ np.abs(x64)))]
+    if bias:
+        checks.append((layer.bias.grad, tb.grad, (batch + 1) * np.abs(g64).sum(axis=0)))
+    for ours, theirs, scale in checks:
+        assert ours.dtype == np.dtype(dtype) and ours.shape == tuple(theirs.shape)
+        assert np.all(np.abs(ours - theirs.detach().numpy().astype(np.float64)) <= u * scale)
+
+
+def test_linear_gradients_of_an_empty_batch_are_zero() -> None:
+    layer = nn.Linear(4, 3, dtype="float64", rng=0)
+    y = layer(np.zeros((0, 4)))
+    assert y.shape == (0, 3)
+    assert layer.backward(np.zeros((0, 3))).shape == (0, 4)
+    for grad in (layer.weight.grad, layer.bias.grad):
+        assert (grad == 0).all() and not np.signbit(grad).any()
+
+
+def test_linear_runs_on_its_own_kernels() -> None:
+    from symconv.kernels import LinearKernel
+
+    layer = nn.Linear(5, 3, rng=0)
+    layer(np.zeros((2, 4, 5), np.float32))
+    kernel = layer.kernel(8)
+    assert isinstance(kernel, LinearKernel) and kernel.input_shape == (8, 5) and kernel.bias

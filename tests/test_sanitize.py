@@ -91,6 +91,11 @@ SANITIZED_SELECTION = [
     "tests/test_blocked.py::test_concurrent_calls_agree",
     # the other layers of a CNN: their examples come from fixed lists, so they compile once
     "tests/test_layers_kernels.py",
+    # the linear layer's kernels: checks, odd memory, overlapping inputs, threads (fixed shapes)
+    "tests/test_layers_kernels_checks.py::test_linear_refuses_bad_arguments_naming_them",
+    "tests/test_layers_kernels_checks.py::test_linear_on_odd_memory_is_bitwise_a_contiguous_copy",
+    "tests/test_layers_kernels_checks.py::test_linear_overlapping_inputs",
+    "tests/test_layers_kernels_checks.py::test_linear_results_do_not_depend_on_the_thread_count",
     # the hostile-input battery of those layers: odd memory, empty batches, NaN/Inf, bad indices
     "tests/test_hostile_layers.py::test_layers_on_odd_memory",
     "tests/test_hostile_layers.py::test_layer_kernels_on_odd_memory",

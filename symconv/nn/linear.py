@@ -1,10 +1,12 @@
-"""``Linear``: a fully connected layer, run as a convolution.
+"""``Linear``: a fully connected layer.
 
 The lectures' "stretch out into a long vector": ``y = x Wᵀ + b`` with ``x`` of shape
 ``(N, in)`` is the rank-1 convolution ``ConvSpec(input=(N, in, 1), weight=(out, in, 1))`` — each
-output channel is a kernel as long as the vector, at the single position it fits. Forward,
-dL/dx, dL/dW and dL/db are that convolution's generated kernels; the arrays are only reshaped
-(views, no copies) on the way in and out.
+output channel is a kernel as long as the vector, at the single position it fits
+(:mod:`symconv.layers.linear` derives the layer and proves it is that convolution). It runs on its
+own generated kernels (:func:`symconv.kernels.linear`), three matrix products whose loops suit
+the shapes of a fully connected layer better than the convolution's; the arrays are only
+reshaped (views, no copies) on the way in and out.
 """
 
 from __future__ import annotations
@@ -14,12 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from codegen.kernel import ConvKernel
-
-from ..api import build
 from ..pipeline import dtype_name
-from ..spec import ConvSpec
 from ._args import fits, flag, generator, positive, uniform
+from ._kernels import layer_kernels
 from .module import Module, Parameter, need_forward, saved_copy
 
 
@@ -48,19 +47,16 @@ class Linear(Module):
         bound = 1.0 / math.sqrt(self.in_features)
         self.weight = Parameter(uniform(draw, bound, (self.out_features, self.in_features), self.dtype))
         self.register_parameter("bias", Parameter(uniform(draw, bound, (self.out_features,), self.dtype)) if bias else None)
-        self._kernels: dict[int, ConvKernel] = {}
-        self._input: np.ndarray | None = None
+        self._kernels: dict[int, Any] = {}
+        self._input: tuple[np.ndarray, tuple[int, ...]] | None = None
 
-    def kernel(self, rows: int) -> ConvKernel:
-        """The convolution kernels for ``rows`` input vectors (built on first use, then reused)."""
+    def kernel(self, rows: int) -> Any:
+        """The layer's kernels (a :class:`symconv.kernels.LinearKernel`) for ``rows`` input vectors
+        (built on first use, then reused)."""
         found = self._kernels.get(rows)
         if found is None:
-            spec = ConvSpec(
-                input=(rows, self.in_features, 1),
-                weight=(self.out_features, self.in_features, 1),
-                bias=self.bias is not None,
-            )
-            found = self._kernels[rows] = build(spec, self.dtype)
+            found = layer_kernels().linear(rows, self.in_features, self.out_features, self.bias is not None, self.dtype)
+            self._kernels[rows] = found
         return found
 
     def forward(self, x: np.ndarray) -> np.ndarray:
@@ -69,9 +65,9 @@ class Linear(Module):
             raise TypeError(f"x must be a numpy.ndarray, but got {type(x).__name__}")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"x must have shape (*, {self.in_features}), but got {x.shape}")
-        kept = saved_copy(x).reshape(-1, self.in_features, 1)
+        kept = saved_copy(x).reshape(-1, self.in_features)
         bias = None if self.bias is None else self.bias.data
-        out = self.kernel(kept.shape[0]).forward(kept, self.weight.data[:, :, None], bias)
+        out = self.kernel(kept.shape[0]).forward(kept, self.weight.data, bias)
         self._input = (kept, x.shape)
         return out.reshape(*x.shape[:-1], self.out_features)
 
@@ -83,9 +79,9 @@ class Linear(Module):
             raise TypeError(f"grad_out must be a numpy.ndarray, but got {type(grad_out).__name__}")
         if grad_out.shape != expected:
             raise ValueError(f"grad_out must have shape {expected}, but got {grad_out.shape}")
-        g = grad_out.reshape(-1, self.out_features, 1)
-        dx, dw, db = self.kernel(kept.shape[0]).backward(kept, self.weight.data[:, :, None], g)
-        self.weight.accumulate(dw.reshape(self.weight.shape))
+        g = grad_out.reshape(-1, self.out_features)
+        dx, dw, db = self.kernel(kept.shape[0]).backward(kept, self.weight.data, g)
+        self.weight.accumulate(dw)
         if self.bias is not None:
             self.bias.accumulate(db)
         return dx.reshape(shape)
