@@ -5,7 +5,8 @@
 
 For each suite shape the layer's C is rendered, compiled to assembly with the kernels' own flags
 (``codegen.build.toolchain()``) and every tile function (``*_tile_*``) is inspected: its hot loop
-is the innermost loop (a label and the backward jump to it) that holds multiply-adds. Printed per
+is the innermost loop (a label and the backward jump to it) that holds multiply-adds; so are the
+row-vectorised passes (the kernel function itself, and the weight gradient's ``*_task_*``). Printed per
 function: the multiply-adds on full-width vector registers in that loop (zmm on AVX-512, else ymm
 or xmm), and the vector loads/stores between registers and the stack inside it (spills: each one
 is memory traffic the register tile was meant to avoid). A diagnostic, not a test: it asserts
@@ -25,6 +26,7 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from codegen import ir  # noqa: E402
 from codegen.build import toolchain  # noqa: E402
 from codegen.render import render_module  # noqa: E402
 from symconv.lower import lower  # noqa: E402
@@ -63,7 +65,10 @@ def functions(assembly: str) -> dict[str, list[str]]:
 
 
 def hot_loop(lines: Sequence[str]) -> list[str]:
-    """The innermost loop with multiply-adds: the shortest label..back-jump range holding some."""
+    """The innermost loop with multiply-adds on the widest vectors the function uses: the
+    shortest label..back-jump range holding some (scalar border loops do not count)."""
+    fmas = [line for line in lines if FMA.search(line)]
+    widest = next((r for r in ("zmm", "ymm", "xmm") if any(f"%{r}" in line for line in fmas)), "")
     labels = {m.group(1): i for i, line in enumerate(lines) if (m := LABEL.match(line))}
     best: list[str] = []
     for end, line in enumerate(lines):
@@ -71,7 +76,8 @@ def hot_loop(lines: Sequence[str]) -> list[str]:
         if not jump or jump.group(1) not in labels or labels[jump.group(1)] > end:
             continue
         body = list(lines[labels[jump.group(1)] : end + 1])
-        if any(FMA.search(b) for b in body) and (not best or len(body) < len(best)):
+        wide = any(FMA.search(b) and f"%{widest}" in b and not b.rstrip().endswith("ss") for b in body)
+        if wide and (not best or len(body) < len(best)):
             best = body
     return best
 
@@ -104,7 +110,15 @@ def report_shape(shape_name: str, dtype: str = "float32") -> list[LoopReport]:
     module = lower(SHAPES[shape_name].spec(), dtype)
     source = render_module(module).source
     assembly = compile_to_assembly(source)
-    return [inspect(name, lines) for name, lines in functions(assembly).items() if "_tile_" in name]
+    # register tiles are functions of their own; a row-vectorised pass is the kernel function
+    rows = {f"{module.name}_{plan.kernel}" for plan in module.blocked if isinstance(plan, ir.RowVector)}
+    found = []
+    for name, lines in functions(assembly).items():
+        if "_tile_" in name or "_task_" in name:
+            found.append(inspect(name, lines))
+        elif name.split("._omp_fn")[0] in rows and any(FMA.search(line) for line in lines):
+            found.append(inspect(name, lines))  # the body (outlined by OpenMP when threaded)
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

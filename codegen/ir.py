@@ -365,6 +365,130 @@ class BlockedReduce:
 
 
 @dataclass(frozen=True)
+class RowTile:
+    """``count`` lane channels from ``first`` on, and the first output column of each vector
+    of a row (the last vector may overlap the one before it: it ends where the interior ends);
+    ``borders``: this tile also computes the border columns of those channels."""
+
+    first: int
+    count: int
+    starts: tuple[int, ...]
+    borders: bool = True
+
+
+@dataclass(frozen=True)
+class RowVector:
+    """The forward pass or the input gradient with output *columns* in the vector lanes
+    (template ``rows.c.j2``), for layers with too few channels for channel lanes:
+
+        out[n, l, oy, ox..ox+lanes) = init + Σ_{m, r, t} W[.., r, t] · read[n, m, .., ox+t..)
+
+    (forward: ``l`` output channels, ``m`` input channels, ``read`` = X; input gradient: ``l``
+    input channels, ``m`` output channels, ``read`` = G). Each term is one unaligned vector
+    load of a row of ``read`` (shared by the tile's channels) times one broadcast weight.
+
+    ``rows`` gives per output row its valid filter rows (first, count, ``tap_step_h`` apart)
+    and the read row of the first; the columns whose filter columns are all valid (the
+    interior) go in vectors, with the filter columns unrolled, and the ``borders`` (columns
+    where guards cut taps: padding) are added up one at a time with their own taps. Offsets are
+    numbers of elements; the read column of filter column t at output column j of the interior
+    is ``col_base + j + t · read_tap_col``.
+    """
+
+    kernel: str  # "forward" or "grad_input"
+    lanes: int
+    batch: int
+    groups: int
+    reduce: int  # summed channels per group
+    taps_w: int
+    read_arg: str
+    out_arg: str
+    read_batch: int
+    read_group: int
+    read_chan: int
+    read_row: int  # elements per row of the read array
+    read_tap_row: int  # per valid filter row
+    read_tap_col: int  # per filter column
+    col_base: int
+    weight_group: int
+    weight_lane: int
+    weight_chan: int
+    weight_filter_row: int  # per filter row
+    weight_tap_row: int  # per valid filter row
+    weight_tap_col: int  # per filter column
+    border_tap_col: int  # filter columns between valid ones of a border column
+    border_read_col: int  # read columns between them
+    out_batch: int
+    out_group: int
+    out_lane: int
+    out_row: int
+    bias_lane: int  # 0 without a bias
+    bias_group: int
+    rows: tuple[BlockRow, ...]
+    borders: tuple[BlockTile, ...]  # out: column, read: read column of its first tap, tap/taps
+    tiles: tuple[RowTile, ...]
+    work: int = 0
+    threaded: bool = True
+
+
+@dataclass(frozen=True)
+class RowWeight:
+    """The weight gradient with output *columns* in the vector lanes (template
+    ``rows_weight.c.j2``), for layers with too few output channels for channel lanes:
+
+        dW[k, c, r, t] = Σ_{n, i} Σ_lanes G[n, k, i, j..) · X[n, c, .., j+t..)
+
+    A task is one group × input channel × block of ``k_tiles`` output channels. Per filter row
+    (``rows``: its first valid output row ``tap``, how many, and the X row of the first) and
+    group of vectors of the row (``start_groups`` index ``starts``; the last vector may overlap
+    the one before, and then only its lanes from ``skips`` on are added up) it keeps one vector
+    of partial sums per output channel, filter column and vector in registers while it runs
+    over ``batch_block`` images. The interior columns (every filter column in range) are the
+    vectors; the ``borders`` (``out``: column, ``read``: X column of its first filter column
+    ``tap``, ``taps`` of them) are added up one at a time. X column of filter column t at
+    interior column j: ``col_base + j + t · read_tap_col``.
+    """
+
+    lanes: int
+    batch: int
+    groups: int
+    channels: int
+    taps_h: int
+    taps_w: int
+    starts: tuple[int, ...]
+    skips: tuple[int, ...]
+    start_groups: tuple[tuple[int, ...], ...]
+    k_tiles: tuple[tuple[int, int], ...]  # (first output channel, count)
+    batch_block: int  # images whose rows of X and G a task keeps in the first-level cache
+    read_batch: int
+    read_group: int
+    read_chan: int
+    read_row: int  # per output row
+    read_line: int  # elements per row of X
+    read_tap_col: int
+    col_base: int
+    grad_batch: int
+    grad_group: int
+    grad_chan: int
+    grad_row: int
+    target_group: int
+    target_out: int
+    target_chan: int
+    target_tap_row: int
+    target_tap_col: int
+    rows: tuple[BlockRow, ...]
+    borders: tuple[BlockTile, ...]
+    work: int = 0
+    threaded: bool = True
+    kernel: str = "grad_weight"
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """The distinct channel counts of the tiles: one C function each."""
+        return tuple(sorted({count for _, count in self.k_tiles}))
+
+
+@dataclass(frozen=True)
 class Module:
     """All kernels of one layer, for one element type (``ctype`` is "float" or "double").
 
@@ -378,7 +502,7 @@ class Module:
     macros: tuple[Macro, ...]
     tensors: tuple[Tensor, ...]
     kernels: tuple[Kernel, ...]
-    blocked: tuple[Blocked | BlockedWeight | BlockedReduce, ...] = ()
+    blocked: tuple[Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight, ...] = ()
 
     def kernel(self, name: str) -> Kernel:
         for kernel in self.kernels:

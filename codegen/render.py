@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import jinja2
 
-from .ir import Blocked, BlockedReduce, BlockedWeight, Kernel, Loop, Macro, Module
+from .ir import Blocked, BlockedReduce, BlockedWeight, Kernel, Loop, Macro, Module, RowVector, RowWeight
 
 TEMPLATES = Path(__file__).parent / "templates"
 INDENT = "    "
@@ -345,7 +345,35 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
     }
 
 
-def tiled_plan(module: Module, kernel: Kernel) -> Blocked | BlockedWeight | BlockedReduce | None:
+ELEMENT_BYTES = {"float": 4, "double": 8}
+
+
+def rows_context(plan: RowVector, kernel: Kernel, ctype: str) -> dict[str, Any]:
+    """The numbers ``rows.c.j2`` needs besides the plan: the row table, unread arguments."""
+    used = {"w", plan.read_arg, plan.out_arg, *(["b"] if plan.bias_lane else [])}
+    return {
+        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
+        "element_bytes": ELEMENT_BYTES[ctype],
+        "max_vectors": max((tile.count * len(tile.starts) for tile in plan.tiles), default=0),
+        "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
+        "unused": [arg.name for arg in kernel.args if arg.name not in used],
+    }
+
+
+def rows_weight_context(plan: RowWeight, ctype: str) -> dict[str, Any]:
+    """The numbers ``rows_weight.c.j2`` needs besides the plan."""
+    return {
+        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
+        "counts": plan.counts,
+        "element_bytes": ELEMENT_BYTES[ctype],
+        "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
+    }
+
+
+Plan = Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight
+
+
+def tiled_plan(module: Module, kernel: Kernel) -> Plan | None:
     return next((b for b in module.blocked if b.kernel == kernel.name), None)
 
 
@@ -358,8 +386,12 @@ def _context(module: Module) -> dict[str, Any]:
         function = function_name(module, kernel)
         head = f"void {function}"
         plan = tiled_plan(module, kernel)
-        # A tiled kernel keeps its loop nest as a static fallback under another name.
-        generic = f"static void {function}_fallback" if plan is not None else head
+        # A tiled kernel keeps its loop nest as a static fallback under another name (the
+        # row-vectorised pass never needs it: it packs nothing that another call could hold).
+        generic = head
+        if plan is not None:
+            unused = "__attribute__((unused)) " if isinstance(plan, (RowVector, RowWeight)) else ""
+            generic = f"static {unused}void {function}_fallback"
         kernels.append(
             {
                 "name": kernel.name,
@@ -374,6 +406,8 @@ def _context(module: Module) -> dict[str, Any]:
                 "blocked": blocked_context(plan) if isinstance(plan, Blocked) else None,
                 "blocked_weight": weight_context(plan) if isinstance(plan, BlockedWeight) else None,
                 "blocked_reduce": reduce_context(plan) if isinstance(plan, BlockedReduce) else None,
+                "rows": rows_context(plan, kernel, module.ctype) if isinstance(plan, RowVector) else None,
+                "rows_weight": rows_weight_context(plan, module.ctype) if isinstance(plan, RowWeight) else None,
                 "fallback_call": f"{function}_fallback({', '.join(a.name for a in kernel.args)});",
             }
         )
@@ -388,6 +422,8 @@ def _context(module: Module) -> dict[str, Any]:
         "header_macros": macro_lines(module.macros, prefix=module.name.upper() + "_"),
         "kernels": kernels,
         "tiled": bool(module.blocked),
+        "packed": any(isinstance(plan, (Blocked, BlockedWeight, BlockedReduce)) for plan in module.blocked),
+        "row_vectors": any(isinstance(plan, (RowVector, RowWeight)) for plan in module.blocked),
         "helpers": helper_declarations(module),
     }
 

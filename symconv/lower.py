@@ -28,8 +28,9 @@ Everything is specialised to the layer's numbers (``derive(spec).general()``); t
 only supplies the names of the sizes (``OUT_H``...) and the formula printed above each function.
 
 2-D layers with enough channels for the vector lanes also get register-tiled versions of their
-passes (``symconv.lower_blocked``, in ``Module.blocked``): their C functions run those, and the
-loop nests lowered here stay in the file as the always-correct fallback.
+passes (``symconv.lower_blocked``, in ``Module.blocked``), and layers with too few channels
+row-vectorised ones (output columns in the lanes): their C functions run those, and the loop
+nests lowered here stay in the file as the always-correct fallback.
 """
 
 from __future__ import annotations
@@ -904,14 +905,21 @@ def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None, ti
     kernels = tuple(
         lower_form(specialised[key], symbolic[key], layer) for key in KERNELS if key in specialised.forms
     )
-    blocked: tuple[ir.Blocked, ...] = ()
+    blocked: tuple[ir.Blocked | ir.BlockedWeight | ir.BlockedReduce | ir.RowVector | ir.RowWeight, ...] = ()
     if tiled and spec.rank == 2:
-        from .lower_blocked import plan, plan_reduce, plan_weight  # the fast path builds on this module
+        from . import lower_blocked as fast  # the fast path builds on this module
 
-        plans = [plan(specialised[key], layer.shapes, ctype, spec.bias) for key in ("O", "dX")]
+        shapes = layer.shapes
+        plans = [fast.plan(specialised[key], shapes, ctype, spec.bias) for key in ("O", "dX")]
+        if plans[0] is None:  # too few output channels for the lanes: put output columns there
+            plans[0] = fast.plan_rows(specialised["O"], shapes, ctype)
         if plans[1] is None:  # too few input channels for the lanes: sum the output channels in them
-            plans[1] = plan_reduce(specialised["dX"], layer.shapes, ctype)
-        plans.append(plan_weight(specialised["dW"], layer.shapes, ctype))
+            plans[1] = fast.plan_reduce(specialised["dX"], shapes, ctype)
+        if plans[1] is None:  # or put columns of the input gradient there
+            plans[1] = fast.plan_rows(specialised["dX"], shapes, ctype)
+        plans.append(fast.plan_weight(specialised["dW"], shapes, ctype))
+        if plans[2] is None:  # too few output channels for the lanes: put output columns there
+            plans[2] = fast.plan_rows_weight(specialised["dW"], shapes, ctype)
         blocked = tuple(p for p in plans if p is not None)
     return ir.Module(
         name=name, ctype=ctype, layer=spec.describe(), macros=macros, tensors=layouts, kernels=kernels,

@@ -28,6 +28,11 @@ Two more plans follow the same recipe: ``plan_weight`` (the weight gradient: out
 the lanes, input channels × filter columns in a tile, the batch and positions summed in
 registers) and ``plan_reduce`` (the input gradient of layers with too few input channels for
 the lanes: the summed output channels go there instead).
+
+Layers with too few channels on both sides (LeNet's C1, depthwise layers) put output *columns*
+in the lanes instead: ``plan_rows`` (forward pass, input gradient) and ``plan_rows_weight``
+(weight gradient), from the same analysis of the guards (per-row tap ranges; the columns where
+every filter column is in range go in vectors, the border columns are added up one at a time).
 """
 
 from __future__ import annotations
@@ -41,7 +46,15 @@ import sympy as sp
 from codegen import ir
 
 from .general import IndexForm
-from .lower import ARRAYS, PARALLEL_MIN_WORK, c_code, exact_division, flat_coefficient, flat_offset
+from .lower import (
+    ARRAYS,
+    PARALLEL_MIN_WORK,
+    c_code,
+    exact_division,
+    flat_coefficient,
+    flat_offset,
+    prune_guards,
+)
 
 #: Bytes in one vector of the register tile (one AVX-512 register; narrower CPUs use several).
 VECTOR_BYTES = 64
@@ -456,6 +469,286 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         out_pixel=cols.pixel_step,
         rows=tuple(ir.BlockRow(oy, read, tap, count) for oy, (tap, count, read) in enumerate(rows.taps)),
         tiles=column_tiles(cols, max(1, TILE_VECTORS // channels)),
+        work=work,
+        threaded=work >= PARALLEL_MIN_WORK,
+    )
+
+
+# -- layers with too few channels for the lanes: output columns in the lanes --------------------
+
+#: Accumulator vectors per row tile (channels × vectors of the row).
+ROW_TILE_VECTORS = 24
+#: Rows (interiors) narrower than this keep the loop nest: a layer that small costs its call,
+#: not its arithmetic, and its loop nest stays the readable one (the lecture example).
+MIN_ROW_LANES = 4
+
+
+def plan_rows(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.RowVector | None:
+    """The forward pass or input gradient with output columns in the vector lanes, or None
+    where it does not apply.
+
+    For layers whose channels are too few for channel lanes (LeNet's C1: 6 output channels,
+    one input channel; a depthwise layer: one per group): a vector holds consecutive output
+    columns of one channel, so every term is one unaligned load of a row of the read array
+    times one broadcast weight. That needs a dense read along the row (stride 1) and enough
+    columns whose every filter column is in range (the interior) for a vector of four; the
+    guards of the rows become per-row tap ranges, those of the columns the border columns.
+    """
+    if form.name not in FORMS or len(form.sums) != 3 or len(form.free) not in (4, 5):
+        return None
+    loops = form.free + form.sums
+    if any(int(loop.lo) != 0 for loop in loops):
+        return None
+    lane, reduce, group = _lane_and_reduce(form)
+    n = form.free[0].var
+    y, x = (loop.var for loop in form.free[-2:])
+    r, t = (loop.var for loop in form.sums[1:])
+    extents = {loop.var: int(loop.hi) - int(loop.lo) + 1 for loop in loops}
+    weight = next((a for a in form.term.atoms(sp.Indexed) if a.base.name == "W"), None)
+    read = next((a for a in form.term.atoms(sp.Indexed) if a.base.name != "W"), None)
+    if weight is None or read is None:
+        return None
+    guards = prune_guards(form.guards, loops)
+    if not separable(guards, {y, r}, {x, t}):
+        return None
+    taps_h, taps_w = shapes["W"][-2], shapes["W"][-1]
+    rows = analyse_axis(y, extents[y], r, taps_h, read.indices[-2], guards)
+    cols = analyse_axis(x, extents[x], t, taps_w, read.indices[-1], guards)
+    if rows is None or cols is None or cols.pixel_step != 1 or cols.pixel_read != 1:
+        return None
+
+    def step(access: sp.Indexed, var: sp.Symbol | None) -> int | None:
+        if var is None:
+            return 0
+        value = flat_coefficient(access, var, shapes)
+        return int(value) if value is not None and value.is_integer else None
+
+    found = {
+        "read": [step(read, v) for v in (n, group, reduce, lane)],
+        "weight": [step(weight, v) for v in (group, lane, reduce, r, t, n)],
+        "out": [step(form.target, v) for v in (n, group, lane, y, x)],
+    }
+    if any(v is None for values in found.values() for v in values):
+        return None
+    read_batch, read_group, read_chan, read_lane = found["read"]
+    weight_group, weight_lane, weight_chan, weight_r, weight_t, weight_n = found["weight"]
+    out_batch, out_group, out_lane, out_row, out_col = found["out"]
+    if read_lane != 0 or weight_n != 0 or out_col != 1 or step(read, x) != 1:
+        return None
+    bias_lane = bias_group = 0
+    if form.plus != 0:
+        bias = next(iter(sp.sympify(form.plus).atoms(sp.Indexed)))
+        bias_lane, bias_group = step(bias, lane), step(bias, group)
+        if not bias_lane:
+            return None
+
+    interior = [j for j, (first, count, _) in enumerate(cols.taps) if first == 0 and count == taps_w]
+    if not interior or interior != list(range(interior[0], interior[-1] + 1)):
+        return None
+    vectors = _row_vectors(len(interior), ctype)
+    if vectors is None:
+        return None
+    lanes, starts, _ = vectors  # a last vector that overlaps the one before stores the same values
+    if len(cols.taps) - len(interior) > len(starts):
+        return None  # border columns, one dependent sum each, would cost more than the vectors save
+    starts = [interior[0] + s for s in starts]
+    col_base = cols.taps[interior[0]][2] - interior[0]
+    read_tap_col = cols.read_step if taps_w > 1 else 0
+    borders = tuple(
+        ir.BlockTile(j, read_col, first, count, 1)
+        for j, (first, count, read_col) in enumerate(cols.taps)
+        if j not in interior
+    )
+    channels = extents[lane]
+    per_tile = max(1, ROW_TILE_VECTORS // len(starts)) if len(starts) <= ROW_TILE_VECTORS else 1
+    column_groups = [tuple(starts[i : i + ROW_TILE_VECTORS]) for i in range(0, len(starts), ROW_TILE_VECTORS)]
+    pieces = ceil(channels / per_tile)
+    size, extra = divmod(channels, pieces)
+    tiles, at = [], 0
+    for piece in range(pieces):
+        count = size + (piece < extra)
+        tiles += [ir.RowTile(at, count, g, g is column_groups[-1]) for g in column_groups]
+        at += count
+    work = 1
+    for loop in loops:
+        work *= extents[loop.var]
+    return ir.RowVector(
+        kernel=FORMS[form.name],
+        lanes=lanes,
+        batch=extents[n],
+        groups=extents[group] if group is not None else 1,
+        reduce=extents[reduce],
+        taps_w=taps_w,
+        read_arg=ARRAYS[read.base.name][0],
+        out_arg=ARRAYS[form.target.base.name][0],
+        read_batch=read_batch,
+        read_group=read_group,
+        read_chan=read_chan,
+        read_row=shapes[read.base.name][-1],
+        read_tap_row=rows.read_step * shapes[read.base.name][-1],
+        read_tap_col=read_tap_col,
+        col_base=col_base,
+        weight_group=weight_group,
+        weight_lane=weight_lane,
+        weight_chan=weight_chan,
+        weight_filter_row=weight_r,
+        weight_tap_row=rows.tap_step * weight_r,
+        weight_tap_col=weight_t,
+        border_tap_col=cols.tap_step * weight_t,
+        border_read_col=cols.read_step,
+        out_batch=out_batch,
+        out_group=out_group,
+        out_lane=out_lane,
+        out_row=out_row,
+        bias_lane=bias_lane,
+        bias_group=bias_group,
+        rows=tuple(ir.BlockRow(oy, ry, tap, count) for oy, (tap, count, ry) in enumerate(rows.taps)),
+        borders=borders,
+        tiles=tuple(tiles),
+        work=work,
+        threaded=work >= PARALLEL_MIN_WORK,
+    )
+
+
+#: Accumulator vectors of a weight-gradient row tile (output channels × filter columns).
+ROW_WEIGHT_VECTORS = 20
+#: The most bytes of partial sums a weight-gradient row task keeps on its thread's stack.
+ROW_WEIGHT_PARTIAL_BYTES = 1 << 16
+#: Bytes of X and G rows a weight-gradient row task reads per block of the batch: it passes
+#: over them once per filter row and vector of the row, so they should stay in the L1 cache.
+ROW_WEIGHT_CACHE_BYTES = 24 * 1024
+
+
+def _row_vectors(width: int, ctype: str) -> tuple[int, list[int], list[int]] | None:
+    """Lanes per vector for rows of ``width`` entries, the first entry of each vector and how
+    many of its leading lanes the vector before already covers (the last one may overlap)."""
+    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    while lanes > 1 and lanes > width:
+        lanes //= 2
+    if lanes < MIN_ROW_LANES:
+        return None
+    starts = list(range(0, width - lanes + 1, lanes))
+    skips = [0] * len(starts)
+    if starts[-1] + lanes < width:
+        skips.append(starts[-1] + lanes - (width - lanes))
+        starts.append(width - lanes)
+    return lanes, starts, skips
+
+
+def plan_rows_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.RowWeight | None:
+    """The weight gradient with output columns in the vector lanes, or None where it does not
+    apply (as for ``plan_rows``: a dense read along the row, an interior of at least four
+    columns and no more border columns than vectors).
+
+    Per filter row the guards give the range of output rows, per output column the filter
+    columns that reach it: columns reached by all of them (the interior) go in vectors, the
+    others (padding) are added up one at a time.
+    """
+    if form.name != "dW" or len(form.free) not in (4, 5) or len(form.sums) != 3:
+        return None
+    loops = form.free + form.sums
+    if any(int(loop.lo) != 0 for loop in loops):
+        return None
+    free = [loop.var for loop in form.free]
+    group = free[0] if len(free) == 5 else None
+    k, c, r, t = free[-4:]
+    n, i, j = (loop.var for loop in form.sums)
+    extents = {loop.var: int(loop.hi) - int(loop.lo) + 1 for loop in loops}
+    read = next((a for a in form.term.atoms(sp.Indexed) if a.base.name == "X"), None)
+    grad = next((a for a in form.term.atoms(sp.Indexed) if a.base.name == "G"), None)
+    if read is None or grad is None or form.plus != 0:
+        return None
+    guards = prune_guards(form.guards, loops)
+    if not separable(guards, {r, i}, {t, j}):
+        return None
+    rows = analyse_axis(r, extents[r], i, extents[i], read.indices[-2], guards)
+    cols = analyse_axis(j, extents[j], t, extents[t], read.indices[-1], guards)
+    if rows is None or cols is None or rows.tap_step != 1 or cols.pixel_step != 1 or cols.pixel_read != 1:
+        return None
+
+    def step(access: sp.Indexed, var: sp.Symbol | None) -> int | None:
+        if var is None:
+            return 0
+        value = flat_coefficient(access, var, shapes)
+        return int(value) if value is not None and value.is_integer else None
+
+    found = {
+        "read": [step(read, v) for v in (n, group, c, k, j)],
+        "grad": [step(grad, v) for v in (n, group, k, i, j, c, r, t)],
+        "target": [step(form.target, v) for v in (group, k, c, r, t)],
+    }
+    if any(v is None for values in found.values() for v in values):
+        return None
+    read_batch, read_group, read_chan, read_k, read_j = found["read"]
+    grad_batch, grad_group, grad_chan, grad_row, grad_j, *grad_rest = found["grad"]
+    target_group, target_out, target_chan, target_tap_row, target_tap_col = found["target"]
+    if read_j != 1 or grad_j != 1 or read_k != 0 or any(grad_rest):
+        return None
+    interior = [x for x, (first, count, _) in enumerate(cols.taps) if first == 0 and count == extents[t]]
+    if not interior or interior != list(range(interior[0], interior[-1] + 1)):
+        return None
+    vectors = _row_vectors(len(interior), ctype)
+    if vectors is None:
+        return None
+    lanes, starts, skips = vectors
+    borders = tuple(
+        ir.BlockTile(x, read_col, first, count, 1)
+        for x, (first, count, read_col) in enumerate(cols.taps)
+        if x not in interior and count > 0
+    )
+    if len(cols.taps) - len(interior) > len(starts):
+        return None  # border columns, added up one at a time, would cost more than the vectors save
+    taps_w, channels = extents[t], extents[k]
+    per_tile = max(1, ROW_WEIGHT_VECTORS // taps_w)
+    pieces = ceil(channels / per_tile)
+    size, extra = divmod(channels, pieces)
+    k_tiles, at = [], 0
+    for piece in range(pieces):
+        k_tiles.append((at, size + (piece < extra)))
+        at += size + (piece < extra)
+    element = ELEMENT_BYTES[ctype]
+    widest = max(count for _, count in k_tiles)
+    if extents[r] * len(starts) * widest * taps_w * lanes * element > ROW_WEIGHT_PARTIAL_BYTES:
+        return None
+    # vectors of the row that share one pass over the rows: enough sums to hide the latency
+    together = max(1, min(len(starts), ROW_WEIGHT_VECTORS // (widest * taps_w)))
+    groups = [tuple(range(at, min(at + together, len(starts)))) for at in range(0, len(starts), together)]
+    image = (widest * grad_chan + read_chan) * element
+    batch_block = max(1, min(extents[n], ROW_WEIGHT_CACHE_BYTES // image))
+    interior_start = interior[0]
+    work = 1
+    for loop in loops:
+        work *= extents[loop.var]
+    return ir.RowWeight(
+        lanes=lanes,
+        batch=extents[n],
+        groups=extents[group] if group is not None else 1,
+        channels=extents[c],
+        taps_h=extents[r],
+        taps_w=taps_w,
+        starts=tuple(interior_start + s for s in starts),
+        skips=tuple(skips),
+        start_groups=tuple(groups),
+        k_tiles=tuple(k_tiles),
+        batch_block=batch_block,
+        read_batch=read_batch,
+        read_group=read_group,
+        read_chan=read_chan,
+        read_row=rows.read_step * shapes["X"][-1],
+        read_line=shapes["X"][-1],
+        read_tap_col=cols.read_step,
+        col_base=cols.taps[interior_start][2] - interior_start,
+        grad_batch=grad_batch,
+        grad_group=grad_group,
+        grad_chan=grad_chan,
+        grad_row=grad_row,
+        target_group=target_group,
+        target_out=target_out,
+        target_chan=target_chan,
+        target_tap_row=target_tap_row,
+        target_tap_col=target_tap_col,
+        rows=tuple(ir.BlockRow(row, ry, first, count) for row, (first, count, ry) in enumerate(rows.taps)),
+        borders=borders,
         work=work,
         threaded=work >= PARALLEL_MIN_WORK,
     )

@@ -122,12 +122,21 @@ def test_fixed_layers_take_the_tiled_path(spec: ConvSpec, dtype: str) -> None:
 
 def test_few_channels_change_the_lanes() -> None:
     """Three input channels in 16 lanes would waste most of each vector: the input gradient puts
-    the output channels there instead; too few channels on both sides keep the loop nest."""
+    the output channels there instead. Too few channels on both sides put output columns in the
+    lanes (forward, weight gradient; LeNet C1's input gradient keeps its loop nest: its border
+    columns would outnumber the vectors), and rows too short for a vector keep the loop nest."""
     plans = {plan.kernel: plan for plan in lower(ConvSpec(input=(1, 3, 12, 12), weight=(32, 3, 3, 3))).blocked}
     assert isinstance(plans["forward"], ir.Blocked)
     assert isinstance(plans["grad_input"], ir.BlockedReduce)
     assert isinstance(plans["grad_weight"], ir.BlockedWeight)
-    assert tiled_kernels(ConvSpec(input=(1, 1, 12, 12), weight=(6, 1, 5, 5)), "float32") == set()
+    few = ConvSpec(input=(2, 1, 28, 28), weight=(6, 1, 5, 5), bias=True)
+    plans = {plan.kernel: plan for plan in lower(few).blocked}
+    assert isinstance(plans["forward"], ir.RowVector) and isinstance(plans["grad_weight"], ir.RowWeight)
+    assert "grad_input" not in plans
+    check_built(few, "float32", seed=1)
+    depthwise = ConvSpec(input=(2, 3, 7, 21), weight=(3, 1, 3, 3), padding=1, groups=3, bias=True)
+    assert tiled_kernels(depthwise, "float64") == {"forward", "grad_input", "grad_weight"}
+    check_built(depthwise, "float64", seed=1)
     assert tiled_kernels(ConvSpec(input=(1, 1, 3, 3), weight=(1, 1, 2, 2)), "float32") == set()
 
 
@@ -170,10 +179,12 @@ def test_concurrent_calls_agree() -> None:
 
 
 def test_huge_packs_keep_the_loop_nest(monkeypatch) -> None:
-    """A packed copy beyond the static-array limit sends the pass back to the loop nest."""
+    """A packed copy beyond the static-array limit drops the packed plans (what remains is the
+    loop nest, or the row-vectorised passes, which pack nothing)."""
     from symconv import lower_blocked
 
     spec = ConvSpec(input=(1, 32, 8, 8), weight=(32, 32, 3, 3), padding=1)
     assert tiled_kernels(spec, "float32") == {"forward", "grad_input", "grad_weight"}
     monkeypatch.setattr(lower_blocked, "MAX_PACK_BYTES", 1024)
-    assert tiled_kernels(spec, "float32") == set()
+    packed = (ir.Blocked, ir.BlockedWeight, ir.BlockedReduce)
+    assert not any(isinstance(plan, packed) for plan in lower(spec, "float32").blocked)
