@@ -584,6 +584,25 @@ def peak_used(start: dict[int, dict], end: dict[int, dict]) -> dict[int, float]:
     return used
 
 
+#: Two idle cores give nearly twice one core's peak; much less means another job had a core.
+CONTENTION_SCALING = 1.5
+
+
+def contention_warning(report: dict[str, Any]) -> str | None:
+    """A warning when a peak probe saw the second core busy: 2-thread rows are then unreliable
+    (every parallel region, of either library, waits for a scheduler slice)."""
+    probes = [p for p in (report["peak"].get("start", {}), report["peak"].get("end", {})) if p]
+    scalings = []
+    for probe in probes:
+        one, two = probe.get(1) or probe.get("1"), probe.get(2) or probe.get("2")
+        if one and two:
+            scalings.append(two["best_gflops"] / one["best_gflops"])
+    if not scalings or min(scalings) >= CONTENTION_SCALING:
+        return None
+    return (f"⚠ The 2-thread FMA peak was only {min(scalings):.2f}× the 1-thread peak in a probe of this "
+            "run: another job was using a core, so the 2-thread figures are unreliable. Rerun on a quiet machine.")
+
+
 # -- report ----------------------------------------------------------------------------------------
 
 
@@ -757,6 +776,9 @@ def markdown(report: dict[str, Any]) -> str:
         peak_line(report) + ".",
         "",
     ]
+    warning = contention_warning(report)
+    if warning:
+        out += [f"**{warning}**", ""]
     fails = report["failures"]
     if fails:
         out += ["## ✗ CORRECTNESS FAILURES", "", *[f"- **{f}**" for f in fails], ""]
@@ -823,6 +845,9 @@ def readme_block(report: dict[str, Any]) -> str:
                 cells.append(f"{value:.3f}" if value is not None else ("skipped" if skipped else "–"))
         body.append(cells)
     out.append(table(headers, body, "l" + "r" * (len(headers) - 1)))
+    warning = contention_warning(report)
+    if warning:
+        out += ["", f"**{warning}**"]
     if report["failures"]:
         out += ["", f"**{len(report['failures'])} correctness failures: see the full table.**"]
     return "\n".join(out)

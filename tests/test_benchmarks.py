@@ -123,3 +123,15 @@ def test_flops_follow_the_formula():
     assert suite.SHAPES["depthwise"].flops() == 2 * 8 * 64 * 64 * 56 * 56 * 9 // 64
     for shape in suite.SUITE:
         assert shape.output == shape.spec().output  # the harness agrees with ConvSpec
+
+
+def test_a_busy_second_core_is_flagged():
+    def peaks(one: float, two: float) -> dict:
+        return {1: {"best_gflops": one}, 2: {"best_gflops": two}}
+
+    quiet = {"peak": {"start": peaks(240, 470), "end": peaks(238, 465)}}
+    busy = {"peak": {"start": peaks(240, 470), "end": {"1": {"best_gflops": 238}, "2": {"best_gflops": 250}}}}
+    assert suite.contention_warning(quiet) is None
+    warning = suite.contention_warning(busy)
+    assert warning and "1.05×" in warning and "unreliable" in warning
+    assert suite.contention_warning({"peak": {"start": {}, "end": {}}}) is None  # no probe, no claim
