@@ -65,21 +65,36 @@ def functions(assembly: str) -> dict[str, list[str]]:
 
 
 def hot_loop(lines: Sequence[str]) -> list[str]:
-    """The innermost loop with multiply-adds on the widest vectors the function uses: the
-    shortest label..back-jump range holding some (scalar border loops do not count)."""
+    """The busiest innermost loop with multiply-adds on the widest vectors the function uses.
+
+    Candidates are label..back-jump ranges holding such multiply-adds (scalar border loops do
+    not count); innermost ones contain no other candidate; of those, the one with the most
+    multiply-adds is the hot loop (a tile's small edge loops hold fewer)."""
     fmas = [line for line in lines if FMA.search(line)]
     widest = next((r for r in ("zmm", "ymm", "xmm") if any(f"%{r}" in line for line in fmas)), "")
     labels = {m.group(1): i for i, line in enumerate(lines) if (m := LABEL.match(line))}
-    best: list[str] = []
+
+    def wide_fmas(start: int, end: int) -> int:
+        return sum(
+            1 for b in lines[start : end + 1]
+            if FMA.search(b) and f"%{widest}" in b and not b.rstrip().endswith("ss")
+        )
+
+    loops = []
     for end, line in enumerate(lines):
         jump = JUMP.match(line)
-        if not jump or jump.group(1) not in labels or labels[jump.group(1)] > end:
-            continue
-        body = list(lines[labels[jump.group(1)] : end + 1])
-        wide = any(FMA.search(b) and f"%{widest}" in b and not b.rstrip().endswith("ss") for b in body)
-        if wide and (not best or len(body) < len(best)):
-            best = body
-    return best
+        if jump and jump.group(1) in labels and labels[jump.group(1)] <= end:
+            start = labels[jump.group(1)]
+            if wide_fmas(start, end):
+                loops.append((start, end))
+    innermost = [
+        (a, b) for a, b in loops
+        if not any((c, d) != (a, b) and a <= c and d <= b for c, d in loops)
+    ]
+    if not innermost:
+        return []
+    start, end = max(innermost, key=lambda loop: (wide_fmas(*loop), -(loop[1] - loop[0])))
+    return list(lines[start : end + 1])
 
 
 def inspect(name: str, lines: Sequence[str]) -> LoopReport:

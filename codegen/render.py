@@ -271,6 +271,7 @@ def blocked_context(plan: Blocked, vector_bytes: int = 64) -> dict[str, Any]:
     row = plan.taps_w * plan.lanes  # one filter row of one reduced channel in the packed weights
     chan = plan.taps_h * row
     rows = [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows]
+    element = vector_bytes // plan.lanes
     return {
         **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
         "shapes": plan.shapes,
@@ -286,6 +287,10 @@ def blocked_context(plan: Blocked, vector_bytes: int = 64) -> dict[str, Any]:
         "row_lines": rows,
         "min_chains": MIN_CHAINS,
         "max_unrolled": MAX_UNROLLED_TAPS,
+        "element_bytes": element,
+        # a row may start anywhere in a cache line: one line more than its length
+        "prefetch_read_bytes": plan.read_row * element + 64,
+        "prefetch_out_bytes": plan.out_row * element + 64,
     }
 
 

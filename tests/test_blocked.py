@@ -188,3 +188,133 @@ def test_huge_packs_keep_the_loop_nest(monkeypatch) -> None:
     monkeypatch.setattr(lower_blocked, "MAX_PACK_BYTES", 1024)
     packed = (ir.Blocked, ir.BlockedWeight, ir.BlockedReduce)
     assert not any(isinstance(plan, packed) for plan in lower(spec, "float32").blocked)
+
+
+#: 1x1 layers whose reduced channels the tiles of a row take in turns (more read rows and packed
+#: weights than ``CHUNK_BYTES``): forward with 4 vectors per tile in two turns, input gradient
+#: in two turns, a strided forward in two turns (its input gradient: empty residue rows).
+ONE_BY_ONE = [
+    ConvSpec(input=(2, 192, 5, 7), weight=(64, 192, 1, 1), bias=True),
+    ConvSpec(input=(2, 64, 6, 5), weight=(160, 64, 1, 1)),
+    ConvSpec(input=(1, 256, 9, 9), weight=(32, 256, 1, 1), stride=2, bias=True),
+]
+
+
+def _turns(spec: ConvSpec, dtype: str) -> dict[str, int]:
+    """Turns per output row of each tiled forward / input-gradient plan."""
+    return {
+        plan.kernel: plan.reduce // plan.chunk
+        for plan in lower(spec, dtype).blocked
+        if isinstance(plan, ir.Blocked)
+    }
+
+
+@pytest.mark.parametrize("spec", ONE_BY_ONE, ids=lambda s: s.describe().split(" →")[0])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_one_by_one_layers_take_turns(spec: ConvSpec, dtype: str, monkeypatch) -> None:
+    """The turns give what the oracle and PyTorch give, bit for bit what one turn gives, and
+    the same bits on one and two threads."""
+    from symconv import lower_blocked
+
+    turns = _turns(spec, dtype)
+    assert set(turns) == {"forward", "grad_input"}
+    assert max(turns.values()) >= 2
+    check_built(spec, dtype, seed=5)
+    arrays = random_arrays(spec, dtype, 6)
+    x, w, g, b = arrays["x"], arrays["w"], arrays["grad_out"], arrays.get("b")
+    kernel = run(spec, dtype)
+    results = []
+    for threads in (1, 2):
+        kernel.set_num_threads(threads)
+        results.append((kernel.forward(x, w, b), kernel.grad_input(g, w)))
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+    monkeypatch.setattr(lower_blocked, "CHUNK_BYTES", 1 << 30)
+    assert set(_turns(spec, dtype).values()) == {1}
+    whole = run(spec, dtype)
+    np.testing.assert_array_equal(whole.forward(x, w, b), results[0][0])
+    np.testing.assert_array_equal(whole.grad_input(g, w), results[0][1])
+
+    torch = pytest.importorskip("torch")
+    tw = torch.from_numpy(w)
+    out = torch.nn.functional.conv2d(torch.from_numpy(x), tw, None if b is None else torch.from_numpy(b),
+                                     stride=spec.stride, padding=0)
+    assert_close(results[0][0], out.double().numpy(), dtype, f"forward of {spec.describe()} against PyTorch")
+    grad_x = torch.ops.aten.convolution_backward(
+        torch.from_numpy(g), torch.from_numpy(x), tw, None, spec.stride, [0, 0], [1, 1], False, [0, 0], 1,
+        [True, False, False])[0]
+    assert_close(results[0][1], grad_x.double().numpy(), dtype, f"input gradient of {spec.describe()} against PyTorch")
+
+
+#: Weight-gradient layers whose filter columns share tiles: padding leaves each border column
+#: edges (output columns outside the shared range, added one at a time); a small width keeps a
+#: column out of its neighbours' tile; dilation with stride splits the columns into two tiles;
+#: a width of one leaves two filter columns reaching no output column at all.
+SHARED_COLUMNS = [
+    ConvSpec(input=(2, 24, 9, 13), weight=(32, 24, 3, 3), padding=1, bias=True),
+    ConvSpec(input=(2, 20, 11, 5), weight=(36, 20, 3, 3), padding=1),
+    ConvSpec(input=(1, 16, 10, 17), weight=(32, 16, 2, 5), stride=(1, 2), padding=((0, 1), (3, 1)), dilation=(1, 2)),
+    ConvSpec(input=(2, 16, 7, 1), weight=(32, 16, 3, 3), stride=(1, 3), padding=1),
+    ConvSpec(input=(1, 64, 9, 9), weight=(64, 32, 3, 3), padding=1, groups=2),
+]
+
+
+def _weight_plan(spec: ConvSpec, dtype: str) -> ir.BlockedWeight:
+    return next(p for p in lower(spec, dtype).blocked if isinstance(p, ir.BlockedWeight))
+
+
+def _column_coverage(spec: ConvSpec, plan: ir.BlockedWeight) -> list[list[int]]:
+    """Per filter column, the output columns its tile and edges add up, in the plan's terms."""
+    covered: list[list[int]] = [[] for _ in range(spec.weight[3])]
+    edges = plan.edges or ((0, 0),) * len(covered)
+    for tile in plan.tiles:
+        for tt in range(tile.width):
+            before, after = edges[tile.out + tt]
+            covered[tile.out + tt] = list(range(tile.tap - before, tile.tap + tile.taps + after))
+    return covered
+
+
+@pytest.mark.parametrize("spec", SHARED_COLUMNS, ids=lambda s: s.describe().split(" →")[0])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_weight_tiles_share_filter_columns(spec: ConvSpec, dtype: str) -> None:
+    """Each filter column's tile and edges cover exactly the output columns whose input column
+    exists (worked out here from the layer's numbers); the kernel agrees with the oracle and
+    PyTorch, and gives the same bits on one and two threads."""
+    plan = _weight_plan(spec, dtype)
+    width, out_w, pad_left = spec.input[3], spec.output[3], spec.padding[1][0]
+    stride, dilation = spec.stride[1], spec.dilation[1]
+    expected = [
+        [j for j in range(out_w) if 0 <= j * stride + t * dilation - pad_left < width]
+        for t in range(spec.weight[3])
+    ]
+    assert _column_coverage(spec, plan) == expected
+    assert sorted(tile.out + tt for tile in plan.tiles for tt in range(tile.width)) == list(range(spec.weight[3]))
+    check_built(spec, dtype, seed=7)
+
+    arrays = random_arrays(spec, dtype, 8)
+    x, g = arrays["x"], arrays["grad_out"]
+    kernel = run(spec, dtype)
+    results = []
+    for threads in (1, 2):
+        kernel.set_num_threads(threads)
+        results.append(kernel.grad_weight(x, g))
+    np.testing.assert_array_equal(results[0], results[1])
+
+    torch = pytest.importorskip("torch")
+    padded = np.pad(x, ((0, 0), (0, 0), *spec.padding))  # PyTorch pads both sides alike
+    grad_w = torch.ops.aten.convolution_backward(
+        torch.from_numpy(g), torch.from_numpy(padded), torch.from_numpy(arrays["w"]), None, spec.stride,
+        [0, 0], spec.dilation, False, [0, 0], spec.groups, [False, True, False])[1]
+    assert_close(results[0], grad_w.double().numpy(), dtype, f"weight gradient of {spec.describe()} against PyTorch")
+
+
+def test_weight_tiles_take_the_shared_path() -> None:
+    """The layers above exercise what they are meant to: tiles of several filter columns with
+    edges, a column kept apart, two tiles of one filter row, columns that reach nothing."""
+    plans = [_weight_plan(spec, "float32") for spec in SHARED_COLUMNS]
+    assert plans[0].edges and max(tile.width for tile in plans[0].tiles) == 3
+    assert [tile.width for tile in plans[1].tiles] == [2, 1]
+    assert [tile.width for tile in plans[2].tiles] == [2, 3] and plans[2].edges
+    assert [tile.taps for tile in plans[3].tiles] == [0, 1, 0]
+    assert plans[4].grouped and plans[4].edges
