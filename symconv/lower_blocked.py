@@ -99,6 +99,15 @@ MIN_CHUNK = 8
 FORMS = {"O": "forward", "dX": "grad_input"}
 
 
+def element_step(access: sp.Indexed, var: sp.Symbol | None, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
+    """Elements the flat offset of ``access`` moves when ``var`` grows by one: 0 for no
+    variable, None when the step is not a constant integer (the plan then does not apply)."""
+    if var is None:
+        return 0
+    value = flat_coefficient(access, var, shapes)
+    return int(value) if value is not None and value.is_integer else None
+
+
 @dataclass(frozen=True)
 class Axis:
     """One spatial axis of the pass, as evaluated from the general form.
@@ -586,10 +595,7 @@ def plan_rows(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str
         return None
 
     def step(access: sp.Indexed, var: sp.Symbol | None) -> int | None:
-        if var is None:
-            return 0
-        value = flat_coefficient(access, var, shapes)
-        return int(value) if value is not None and value.is_integer else None
+        return element_step(access, var, shapes)
 
     found = {
         "read": [step(read, v) for v in (n, group, reduce, lane)],
@@ -735,10 +741,7 @@ def plan_rows_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], cty
         return None
 
     def step(access: sp.Indexed, var: sp.Symbol | None) -> int | None:
-        if var is None:
-            return 0
-        value = flat_coefficient(access, var, shapes)
-        return int(value) if value is not None and value.is_integer else None
+        return element_step(access, var, shapes)
 
     found = {
         "read": [step(read, v) for v in (n, group, c, k, j)],
