@@ -204,3 +204,13 @@ def test_runs_as_a_program():
     assert bad.returncode == 2
     assert bad.stdout == ""
     assert bad.stderr == "symconv: error: groups must be >= 1, but got 0\n"
+
+
+def test_layer_and_train_are_subcommands(capsys):
+    code, out, err = run(capsys, "layer", "sigmoid", "--shape", "1,2")
+    assert code == 0, err
+    assert "Sigmoid" in out and "Verified: all closed forms hold ✓" in out
+    code, out, err = run(capsys, "layer", "maxpool", "--input", "1,1,4,4", "--kernel", "0")
+    assert code == 2 and out == "" and err.startswith("symconv: error:") and "kernel" in err
+    code, out, err = run(capsys, "train", "--epochs", "0")
+    assert code == 2 and out == "" and err == "symconv: error: --epochs must be >= 1, but got 0\n"
