@@ -133,6 +133,43 @@ static float lenet_c3_forward_pack[2400] __attribute__((aligned(64)));
 static float lenet_c3_forward_init[16] __attribute__((aligned(64)));
 /* Set while a call uses the packed buffers: a concurrent call takes the loop nest instead. */
 static atomic_flag lenet_c3_forward_busy = ATOMIC_FLAG_INIT;
+#ifdef __AVX512F__
+#include <immintrin.h>
+/* Write-back of up to 16 pixels x 16 channels: rows `stride` floats apart (one per pixel, the
+   channels in the lanes) turned into one vector per channel (the pixels in the lanes) by a 16x16
+   transpose in registers, stored as `pixels` contiguous outputs of each of `valid` channels. */
+static inline void lenet_c3_forward_put16(const float *tile, ptrdiff_t stride, int pixels, float *out, ptrdiff_t valid)
+{
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; ++i) {
+        r[i] = i < pixels ? _mm512_loadu_ps(tile + i * stride) : _mm512_setzero_ps();
+    }
+    for (int k = 0; k < 8; ++k) {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    for (int k = 0; k < 4; ++k) {
+        r[4 * k] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+        r[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+        r[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+        r[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+    }
+    for (int k = 0; k < 2; ++k) {
+        for (int i = 0; i < 4; ++i) {
+            t[8 * k + i] = _mm512_shuffle_f32x4(r[8 * k + i], r[8 * k + 4 + i], 0x88);
+            t[8 * k + 4 + i] = _mm512_shuffle_f32x4(r[8 * k + i], r[8 * k + 4 + i], 0xDD);
+        }
+    }
+    for (int i = 0; i < 8; ++i) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+    }
+    const __mmask16 mask = (__mmask16)((1u << pixels) - 1u);
+    for (ptrdiff_t j = 0; j < valid && j < 16; ++j) {
+        _mm512_mask_storeu_ps(out + j * 100, mask, r[j]);
+    }
+}
+#endif
 /* Per output row: the row, the x row of its first filter row, first filter row, count. */
 static const int lenet_c3_forward_rows[10][4] = {
     {0, 0, 0, 5},
@@ -396,11 +433,15 @@ static void lenet_c3_forward_tile_10x5(const float *restrict in, const float *re
     *(forward_vec *)&tile[7][0] = a7_0;
     *(forward_vec *)&tile[8][0] = a8_0;
     *(forward_vec *)&tile[9][0] = a9_0;
+#ifdef __AVX512F__
+    lenet_c3_forward_put16(&tile[0][0], 16, 10, out + 0, valid - 0);
+#else
     for (ptrdiff_t j = 0; j < valid; ++j) {
         for (ptrdiff_t x = 0; x < 10; ++x) {
             out[j * 100 + x * 1] = tile[x][j];
         }
     }
+#endif
 }
 
 void lenet_c3_forward(const float *restrict x,

@@ -318,3 +318,40 @@ def test_weight_tiles_take_the_shared_path() -> None:
     assert [tile.width for tile in plans[2].tiles] == [2, 3] and plans[2].edges
     assert [tile.taps for tile in plans[3].tiles] == [0, 1, 0]
     assert plans[4].grouped and plans[4].edges
+
+
+#: Forward layers whose tiles write back through the 16 x 16 transpose (output pixels next to each
+#: other): tiles wider than 16 pixels (two transposes, the second partial), a last vector of
+#: lane channels with only 12 real channels, two vectors per tile, 11 x 11 filters with stride 4,
+#: groups, and one-pixel border tiles (the scalar write-back) beside them.
+TRANSPOSED = [
+    ConvSpec(input=(2, 3, 9, 80), weight=(28, 3, 3, 7), stride=(1, 2), bias=True),
+    ConvSpec(input=(2, 13, 6, 43), weight=(24, 13, 3, 3), padding=1, bias=True),
+    ConvSpec(input=(1, 3, 47, 99), weight=(96, 3, 11, 11), stride=4, bias=True),
+    ConvSpec(input=(1, 64, 9, 9), weight=(64, 32, 3, 3), padding=1, groups=2),
+]
+
+
+@pytest.mark.parametrize("spec", TRANSPOSED, ids=lambda s: s.describe().split(" →")[0])
+def test_transposed_write_back(spec: ConvSpec) -> None:
+    """The forward pass of these layers takes the transposed write-back where AVX-512 is there;
+    it agrees with the oracle and PyTorch and gives the same bits on one and two threads."""
+    c = render_module(lower(spec, "float32"))
+    assert "_forward_put16(" in c.source
+    check_built(spec, "float32", seed=11)
+
+    arrays = random_arrays(spec, "float32", 12)
+    x, w, b = arrays["x"], arrays["w"], arrays.get("b")
+    kernel = run(spec, "float32")
+    results = []
+    for threads in (1, 2):
+        kernel.set_num_threads(threads)
+        results.append(kernel.forward(x, w, b))
+    np.testing.assert_array_equal(results[0], results[1])
+
+    torch = pytest.importorskip("torch")
+    padded = np.pad(x, ((0, 0), (0, 0), *spec.padding))
+    out = torch.nn.functional.conv2d(torch.from_numpy(padded), torch.from_numpy(w),
+                                     None if b is None else torch.from_numpy(b),
+                                     stride=spec.stride, dilation=spec.dilation, groups=spec.groups)
+    assert_close(results[0], out.double().numpy(), "float32", f"forward of {spec.describe()} against PyTorch")
