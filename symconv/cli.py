@@ -28,7 +28,7 @@ from .derive import derive
 from .layers.cli import add_layer_command, layer_command
 from .render import FORMATS, WRT, document, render
 from .spec import ConvSpec
-from .train.digits import add_train_command, train_command
+from .train.command import add_train_command, train_command
 
 
 class UsageError(ValueError):

@@ -38,7 +38,7 @@ every filter column is in range go in vectors, the border columns are added up o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import ceil
+from math import ceil, prod
 from typing import Mapping, Sequence
 
 import sympy as sp
@@ -97,6 +97,11 @@ CHUNK_BYTES = 32 * 1024
 MIN_CHUNK = 8
 #: The forms this path handles, and the kernel each one is.
 FORMS = {"O": "forward", "dX": "grad_input"}
+
+
+def nest_work(loops: Sequence, extents: Mapping) -> int:
+    """Iterations of the whole loop nest (what decides whether threads are worth waking)."""
+    return int(prod(extents[loop.var] for loop in loops))
 
 
 def element_step(access: sp.Indexed, var: sp.Symbol | None, shapes: Mapping[str, tuple[int, ...]]) -> int | None:
@@ -269,9 +274,7 @@ def plan(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has
     if taps_h * taps_w == 1 and blocks % wide == 0 and (groups == 1 or per_group % (wide * lanes) == 0):
         pair = wide  # one tap: no reuse of the broadcast along taps, so feed it to more vectors
     width = max(1, TILE_VECTORS // pair)
-    work = 1
-    for loop in form.free + form.sums:
-        work *= extents[loop.var]
+    work = nest_work(form.free + form.sums, extents)
     one_tap = taps_h * taps_w == 1
     chunk = reduce_chunk(reduced, taps_h * taps_w, read_row * ELEMENT_BYTES[ctype],
                          pair * lanes * ELEMENT_BYTES[ctype]) or (reduced if one_tap else 0)
@@ -448,9 +451,7 @@ def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         + [names["r"], names["t"]],
         shapes["dW"],
     )
-    work = 1
-    for loop in form.free + form.sums:
-        work *= extents[loop.var]
+    work = nest_work(form.free + form.sums, extents)
     return ir.BlockedWeight(
         lanes=lanes,
         pair=pair,
@@ -521,9 +522,7 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         shapes["W"],
     )
     out_base = flat_offset([names["n"], 0, names["oy"], 0], shapes["dX"])
-    work = 1
-    for loop in form.free + form.sums:
-        work *= extents[loop.var]
+    work = nest_work(form.free + form.sums, extents)
     return ir.BlockedReduce(
         lanes=lanes,
         blocks=blocks,
@@ -643,9 +642,7 @@ def plan_rows(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str
         count = size + (piece < extra)
         tiles += [ir.RowTile(at, count, g, g is column_groups[-1]) for g in column_groups]
         at += count
-    work = 1
-    for loop in loops:
-        work *= extents[loop.var]
+    work = nest_work(loops, extents)
     return ir.RowVector(
         kernel=FORMS[form.name],
         lanes=lanes,
@@ -787,9 +784,7 @@ def plan_rows_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], cty
     image = (widest * grad_chan + read_chan) * element
     batch_block = max(1, min(extents[n], ROW_WEIGHT_CACHE_BYTES // image))
     interior_start = interior[0]
-    work = 1
-    for loop in loops:
-        work *= extents[loop.var]
+    work = nest_work(loops, extents)
     return ir.RowWeight(
         lanes=lanes,
         batch=extents[n],

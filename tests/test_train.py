@@ -10,7 +10,7 @@ import pytest
 
 from symconv import nn
 from symconv.optim import SGD
-from symconv.train import digits
+from symconv.train import command, digits
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -77,7 +77,7 @@ def test_a_few_steps_reduce_the_loss(split: digits.Split) -> None:
 
 def command_args(**changes) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    digits.add_train_command(parser.add_subparsers(dest="command"))
+    command.add_train_command(parser.add_subparsers(dest="command"))
     argv = ["train", "--quiet"] + [f"--{k.replace('_', '-')}={v}" for k, v in changes.items()]
     return parser.parse_args(argv)
 

@@ -70,19 +70,11 @@ class ActivationKernel(LayerKernel):
         return f"{self.kind} {dims(self.shape)}"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        px = self._x(x)
-        y, py = self._out(self.shape)
-        self._ready()
-        self._forward(px, py)
-        return y
+        return self._into_new(self._forward, self.shape, self._x(x))
 
     def backward(self, x: np.ndarray, y: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
         """``dL/dx``; ReLU reads ``x`` (gradient 0 at ``x == 0``), the sigmoid reads ``y``."""
-        px, py, pg = self._x(x), self._y(y), self._g(grad_out)
-        dx, pdx = self._out(self.shape)
-        self._ready()
-        self._backward(px, py, pg, pdx)
-        return dx
+        return self._into_new(self._backward, self.shape, self._x(x), self._y(y), self._g(grad_out))
 
 
 @memoised

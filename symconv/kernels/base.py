@@ -154,6 +154,13 @@ class LayerKernel:
         ctype = self._ctype if dtype is None else {"int64": "int64_t[]", "float64": "double[]"}[dtype.name]
         return array, self._from_buffer(ctype, array)
 
+    def _into_new(self, function: Callable[..., None], shape: tuple[int, ...], *pointers: Any) -> np.ndarray:
+        """Call ``function(*pointers, out)`` on a fresh output array of ``shape``; return it."""
+        out, pout = self._out(shape)
+        self._ready()
+        function(*pointers, pout)
+        return out
+
     def _ready(self) -> None:
         """Set this kernel's thread count in the OpenMP runtime if the last call used another one
         (the record is shared with the convolution kernels: one runtime per process)."""

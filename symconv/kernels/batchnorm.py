@@ -108,10 +108,7 @@ class BatchNorm2dKernel(LayerKernel):
                      running_var: np.ndarray, eps: float) -> np.ndarray:
         px, pg, pb = self._x(x), self._gamma(gamma), self._beta(beta)
         pm, pv, e = self._rmean(running_mean), self._rvar(running_var), _check_eps(eps)
-        y, py = self._out(self.shape)
-        self._ready()
-        self._eval(px, pg, pb, pm, pv, e, py)
-        return y
+        return self._into_new(self._eval, self.shape, px, pg, pb, pm, pv, e)
 
     def backward(self, grad_out: np.ndarray, x: np.ndarray, gamma: np.ndarray, mean: np.ndarray,
                  var: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -118,29 +118,17 @@ class LinearKernel(LayerKernel):
 
     def grad_input(self, grad_out: np.ndarray, w: np.ndarray) -> np.ndarray:
         """dL/dx = grad_out · W."""
-        pg, pw = self._g(grad_out), self._w(w)
-        dx, pdx = self._out(self.input_shape)
-        self._ready()
-        self._grad_input(pg, pw, pdx)
-        return dx
+        return self._into_new(self._grad_input, self.input_shape, self._g(grad_out), self._w(w))
 
     def grad_weight(self, x: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
         """dL/dW = grad_outᵀ · x."""
-        px, pg = self._x(x), self._g(grad_out)
-        dw, pdw = self._out(self.weight_shape)
-        self._ready()
-        self._grad_weight(px, pg, pdw)
-        return dw
+        return self._into_new(self._grad_weight, self.weight_shape, self._x(x), self._g(grad_out))
 
     def grad_bias(self, grad_out: np.ndarray) -> np.ndarray:
         """dL/db = the column sums of grad_out (only for a kernel built with a bias)."""
         if self._grad_bias is None:
             raise ValueError("grad_bias needs a kernel built with bias=True")
-        pg = self._g(grad_out)
-        db, pdb = self._out((self.out_features,))
-        self._ready()
-        self._grad_bias(pg, pdb)
-        return db
+        return self._into_new(self._grad_bias, (self.out_features,), self._g(grad_out))
 
     def backward(
         self, x: np.ndarray, w: np.ndarray, grad_out: np.ndarray

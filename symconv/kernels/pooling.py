@@ -239,18 +239,10 @@ class AvgPool2dKernel(LayerKernel):
                 f"{'' if self.count_include_pad else ' exclude-pad'}")
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        px = self._x(x)
-        y, py = self._out(self.output_shape)
-        self._ready()
-        self._forward(px, py)
-        return y
+        return self._into_new(self._forward, self.output_shape, self._x(x))
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        pg = self._g(grad_out)
-        dx, pdx = self._out(self.input_shape)
-        self._ready()
-        self._backward(pg, pdx)
-        return dx
+        return self._into_new(self._backward, self.input_shape, self._g(grad_out))
 
 
 @memoised

@@ -61,18 +61,10 @@ class SoftmaxKernel(LayerKernel):
         return f"softmax {dims(self.shape)}"
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        px = self._x(x)
-        y, py = self._out(self.shape)
-        self._ready()
-        self._forward(px, py)
-        return y
+        return self._into_new(self._forward, self.shape, self._x(x))
 
     def backward(self, y: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
-        py, pg = self._y(y), self._g(grad_out)
-        dx, pdx = self._out(self.shape)
-        self._ready()
-        self._backward(py, pg, pdx)
-        return dx
+        return self._into_new(self._backward, self.shape, self._y(y), self._g(grad_out))
 
 
 @memoised
