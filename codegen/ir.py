@@ -506,6 +506,45 @@ class RowWeight:
 
 
 @dataclass(frozen=True)
+class Pointwise:
+    """A 1x1 pass as a matrix product with pixels in the vector lanes (template
+    ``pointwise.c.j2``):
+
+        out[n, m, p] = init[m] + Σ_r W[m · weight_lane + r · weight_chan] · read[n, r, p]
+
+    over the ``pixels`` of a plane (forward: ``m`` output channels, init the bias; input
+    gradient: ``m`` input channels, init 0). A register tile is up to ``vectors`` vectors of
+    ``lanes`` pixels × a few channels: ``big_tiles`` tiles of ``big_rows`` channels, then
+    ``small_tiles`` of ``small_rows``. With ``stream``, outputs whose vectors start a cache line
+    are stored past the caches. Steps are numbers of elements.
+    """
+
+    kernel: str  # "forward" or "grad_input"
+    lanes: int
+    batch: int
+    channels: int  # m
+    reduce: int  # r
+    pixels: int
+    read_arg: str
+    out_arg: str
+    read_batch: int
+    read_chan: int
+    out_batch: int
+    out_chan: int
+    weight_lane: int
+    weight_chan: int
+    bias: bool
+    big_rows: int
+    big_tiles: int
+    small_rows: int
+    small_tiles: int
+    vectors: int
+    stream: bool
+    work: int = 0
+    threaded: bool = True
+
+
+@dataclass(frozen=True)
 class Module:
     """All kernels of one layer, for one element type (``ctype`` is "float" or "double").
 
@@ -519,7 +558,7 @@ class Module:
     macros: tuple[Macro, ...]
     tensors: tuple[Tensor, ...]
     kernels: tuple[Kernel, ...]
-    blocked: tuple[Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight, ...] = ()
+    blocked: tuple[Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight | Pointwise, ...] = ()
 
     def kernel(self, name: str) -> Kernel:
         for kernel in self.kernels:

@@ -50,6 +50,23 @@ class _AppliedThreads(threading.local):
 
 applied_threads = _AppliedThreads()
 _empty = np.empty  # bound once: the hot path allocates every output with it
+#: Bytes in a cache line, and the output size from which outputs share the read array's offset in one.
+LINE_BYTES = 64
+LINE_MATCH_MIN_BYTES = 1 << 20
+
+
+def empty_at_line_offset(shape: tuple[int, ...], dtype: np.dtype, offset: int) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts ``offset`` bytes (mod 64) past a
+    cache-line boundary (a view of a slightly larger byte buffer).
+
+    The vector kernels start their vectors where the rows of the array they read start a cache
+    line; an output at the same offset then has its vectors start lines too: no store is split
+    across two lines, and large outputs can be stored past the caches.
+    """
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(nbytes + LINE_BYTES, np.uint8)
+    at = (offset - raw.ctypes.data) % LINE_BYTES
+    return raw[at : at + nbytes].view(dtype).reshape(shape)
 
 
 def pointer_checker(name: str, shape: tuple[int, ...], dtype: np.dtype, ffi: Any) -> Callable[[Any], Any]:
@@ -166,6 +183,9 @@ class ConvKernel:
         self._c_grad_bias = self._c.get("grad_bias")
         self._function_names = dict(functions)
         self._set_threads_c = getattr(lib, threads_function) if threads_function else None
+        size = self._dtype.itemsize
+        self._match_out = int(np.prod(self._out_shape, dtype=np.int64)) * size >= LINE_MATCH_MIN_BYTES
+        self._match_dx = int(np.prod(self._x_shape, dtype=np.int64)) * size >= LINE_MATCH_MIN_BYTES
         self._threads = default_num_threads()
         self.source = source
         self.header = header
@@ -219,6 +239,12 @@ class ConvKernel:
         array = _empty(shape, self._dtype)
         return array, self._from_buffer(self._ctype, array)
 
+    def _out_like(self, shape: tuple[int, ...], read: Any) -> tuple[np.ndarray, Any]:
+        """A large output placed at the offset in a cache line of the array the pass reads."""
+        offset = int(self._ffi.cast("uintptr_t", read)) % LINE_BYTES
+        array = empty_at_line_offset(shape, self._dtype, offset)
+        return array, self._from_buffer(self._ctype, array)
+
     def _apply_threads(self) -> None:
         """Set this kernel's thread count in the OpenMP runtime (called only when it differs)."""
         if self._set_threads_c is not None:
@@ -239,20 +265,23 @@ class ConvKernel:
             pb = self._b_ptr(b)
         else:
             raise ValueError("b must be None for a layer built without bias (bias=False), but got an array")
-        out = _empty(self._out_shape, self._dtype)
+        if self._match_out:
+            out, pout = self._out_like(self._out_shape, px)
+        else:
+            out, pout = self._out(self._out_shape)
         if applied_threads.count != self._threads:
             self._apply_threads()
-        self._c_forward(px, pw, pb, self._from_buffer(self._ctype, out))
+        self._c_forward(px, pw, pb, pout)
         return out
 
     def grad_input(self, grad_out: np.ndarray, w: np.ndarray) -> np.ndarray:
         """``dL/dX`` from the upstream gradient ``grad_out`` (shape ``output_shape``) and ``w``."""
         pg = self._g_ptr(grad_out)
         pw = self._w_ptr(w)
-        dx = _empty(self._x_shape, self._dtype)
+        dx, pdx = self._out_like(self._x_shape, pg) if self._match_dx else self._out(self._x_shape)
         if applied_threads.count != self._threads:
             self._apply_threads()
-        self._c_grad_input(pg, pw, self._from_buffer(self._ctype, dx))
+        self._c_grad_input(pg, pw, pdx)
         return dx
 
     def grad_weight(self, x: np.ndarray, grad_out: np.ndarray) -> np.ndarray:
@@ -283,7 +312,7 @@ class ConvKernel:
         px = self._x_ptr(x)
         pw = self._w_ptr(w)
         pg = self._g_ptr(grad_out)
-        dx, pdx = self._out(self._x_shape)
+        dx, pdx = self._out_like(self._x_shape, pg) if self._match_dx else self._out(self._x_shape)
         dw, pdw = self._out(self._w_shape)
         if applied_threads.count != self._threads:
             self._apply_threads()

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import jinja2
 
-from .ir import Blocked, BlockedReduce, BlockedWeight, Kernel, Loop, Macro, Module, RowVector, RowWeight
+from .ir import Blocked, BlockedReduce, BlockedWeight, Kernel, Loop, Macro, Module, Pointwise, RowVector, RowWeight
 
 TEMPLATES = Path(__file__).parent / "templates"
 INDENT = "    "
@@ -375,7 +375,31 @@ def rows_weight_context(plan: RowWeight, ctype: str) -> dict[str, Any]:
     }
 
 
-Plan = Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight
+#: Streaming (cache-bypassing) vector stores by element type: the intrinsic and its vector type.
+STREAM_STORES = {"float": ("_mm512_stream_ps", "__m512"), "double": ("_mm512_stream_pd", "__m512d")}
+
+
+def pointwise_context(plan: Pointwise, kernel: Kernel, ctype: str) -> dict[str, Any]:
+    """The numbers ``pointwise.c.j2`` needs besides the plan: tile shapes, unread arguments."""
+    used = {"w", plan.read_arg, plan.out_arg, *(["b"] if plan.bias else [])}
+    row_tiles = [(plan.big_rows, plan.big_tiles)] + ([(plan.small_rows, plan.small_tiles)] if plan.small_tiles else [])
+    element = ELEMENT_BYTES[ctype]
+    store, vector_type = STREAM_STORES[ctype]
+    return {
+        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
+        "element_bytes": element,
+        "vector_bytes": plan.lanes * element,
+        "row_tiles": row_tiles,
+        "shapes": [(rows, vectors) for rows, _ in row_tiles for vectors in range(1, plan.vectors + 1)],
+        # a strip's rows may start anywhere in a cache line: one line more than their length
+        "strip_bytes": plan.vectors * plan.lanes * element + 64,
+        "stream_store": store,
+        "stream_type": vector_type,
+        "unused": [arg.name for arg in kernel.args if arg.name not in used],
+    }
+
+
+Plan = Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight | Pointwise
 
 
 def tiled_plan(module: Module, kernel: Kernel) -> Plan | None:
@@ -395,7 +419,7 @@ def _context(module: Module) -> dict[str, Any]:
         # row-vectorised pass never needs it: it packs nothing that another call could hold).
         generic = head
         if plan is not None:
-            unused = "__attribute__((unused)) " if isinstance(plan, (RowVector, RowWeight)) else ""
+            unused = "__attribute__((unused)) " if isinstance(plan, (RowVector, RowWeight, Pointwise)) else ""
             generic = f"static {unused}void {function}_fallback"
         kernels.append(
             {
@@ -413,6 +437,7 @@ def _context(module: Module) -> dict[str, Any]:
                 "blocked_reduce": reduce_context(plan) if isinstance(plan, BlockedReduce) else None,
                 "rows": rows_context(plan, kernel, module.ctype) if isinstance(plan, RowVector) else None,
                 "rows_weight": rows_weight_context(plan, module.ctype) if isinstance(plan, RowWeight) else None,
+                "pointwise": pointwise_context(plan, kernel, module.ctype) if isinstance(plan, Pointwise) else None,
                 "fallback_call": f"{function}_fallback({', '.join(a.name for a in kernel.args)});",
             }
         )
@@ -429,6 +454,8 @@ def _context(module: Module) -> dict[str, Any]:
         "tiled": bool(module.blocked),
         "packed": any(isinstance(plan, (Blocked, BlockedWeight, BlockedReduce)) for plan in module.blocked),
         "row_vectors": any(isinstance(plan, (RowVector, RowWeight)) for plan in module.blocked),
+        "pointwise": any(isinstance(plan, Pointwise) for plan in module.blocked),
+        "streams": any(isinstance(plan, Pointwise) and plan.stream for plan in module.blocked),
         "helpers": helper_declarations(module),
     }
 

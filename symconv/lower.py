@@ -905,12 +905,16 @@ def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None, ti
     kernels = tuple(
         lower_form(specialised[key], symbolic[key], layer) for key in KERNELS if key in specialised.forms
     )
-    blocked: tuple[ir.Blocked | ir.BlockedWeight | ir.BlockedReduce | ir.RowVector | ir.RowWeight, ...] = ()
+    blocked: tuple[ir.Blocked | ir.BlockedWeight | ir.BlockedReduce | ir.RowVector | ir.RowWeight | ir.Pointwise, ...] = ()
     if tiled and spec.rank == 2:
-        from . import lower_blocked as fast  # the fast path builds on this module
+        from . import lower_blocked as fast  # the fast paths build on this module
+        from .lower_pointwise import plan_pointwise
 
         shapes = layer.shapes
-        plans = [fast.plan(specialised[key], shapes, ctype, spec.bias) for key in ("O", "dX")]
+        plans = [
+            plan_pointwise(specialised[key], shapes, ctype) or fast.plan(specialised[key], shapes, ctype, spec.bias)
+            for key in ("O", "dX")
+        ]
         if plans[0] is None:  # too few output channels for the lanes: put output columns there
             plans[0] = fast.plan_rows(specialised["O"], shapes, ctype)
         if plans[1] is None:  # too few input channels for the lanes: sum the output channels in them

@@ -192,10 +192,11 @@ def test_huge_packs_keep_the_loop_nest(monkeypatch) -> None:
 
 #: 1x1 layers whose reduced channels the tiles of a row take in turns (more read rows and packed
 #: weights than ``CHUNK_BYTES``): forward with 4 vectors per tile in two turns, input gradient
-#: in two turns, a strided forward in two turns (its input gradient: empty residue rows).
+#: in two turns, a strided forward in two turns (its input gradient: empty residue rows). Padded
+#: or strided: at stride 1 without padding a 1x1 layer takes the pointwise path instead.
 ONE_BY_ONE = [
-    ConvSpec(input=(2, 192, 5, 7), weight=(64, 192, 1, 1), bias=True),
-    ConvSpec(input=(2, 64, 6, 5), weight=(160, 64, 1, 1)),
+    ConvSpec(input=(2, 192, 5, 7), weight=(64, 192, 1, 1), padding=(1, 0), bias=True),
+    ConvSpec(input=(2, 64, 6, 5), weight=(160, 64, 1, 1), padding=(0, 1)),
     ConvSpec(input=(1, 256, 9, 9), weight=(32, 256, 1, 1), stride=2, bias=True),
 ]
 
@@ -238,11 +239,13 @@ def test_one_by_one_layers_take_turns(spec: ConvSpec, dtype: str, monkeypatch) -
 
     torch = pytest.importorskip("torch")
     tw = torch.from_numpy(w)
+    assert spec.pad_lo == spec.pad_hi  # symmetric: what PyTorch's padding argument means
+    padding = list(spec.pad_lo)
     out = torch.nn.functional.conv2d(torch.from_numpy(x), tw, None if b is None else torch.from_numpy(b),
-                                     stride=spec.stride, padding=0)
+                                     stride=spec.stride, padding=padding)
     assert_close(results[0][0], out.double().numpy(), dtype, f"forward of {spec.describe()} against PyTorch")
     grad_x = torch.ops.aten.convolution_backward(
-        torch.from_numpy(g), torch.from_numpy(x), tw, None, spec.stride, [0, 0], [1, 1], False, [0, 0], 1,
+        torch.from_numpy(g), torch.from_numpy(x), tw, None, spec.stride, padding, [1, 1], False, [0, 0], 1,
         [True, False, False])[0]
     assert_close(results[0][1], grad_x.double().numpy(), dtype, f"input gradient of {spec.describe()} against PyTorch")
 
