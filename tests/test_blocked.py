@@ -190,6 +190,18 @@ def test_huge_packs_keep_the_loop_nest(monkeypatch) -> None:
     assert not any(isinstance(plan, packed) for plan in lower(spec, "float32").blocked)
 
 
+def test_weight_gradient_in_several_passes_over_the_batch() -> None:
+    """The weight gradient walks the batch a few images at a time, adding each pass to grad_w:
+    a layer whose batch takes two passes, the last one shorter, against the oracle."""
+    from codegen.render import weight_context
+
+    spec = ConvSpec(input=(6, 16, 40, 40), weight=(32, 16, 3, 3), padding=1, bias=True)
+    plan = next(p for p in lower(spec, "float32").blocked if isinstance(p, ir.BlockedWeight))
+    chunk = weight_context(plan)["batch_chunk"]
+    assert 1 < chunk < spec.input[0] and spec.input[0] % chunk
+    check_built(spec, "float32", seed=7)
+
+
 #: 1x1 layers whose reduced channels the tiles of a row take in turns (more read rows and packed
 #: weights than ``CHUNK_BYTES``): forward with 4 vectors per tile in two turns, input gradient
 #: in two turns, a strided forward in two turns (its input gradient: empty residue rows). Padded
