@@ -348,6 +348,12 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
         "w_col": plan.tap_step_w * w_tap,
         "w_chan": plan.taps_h * plan.taps_w * w_tap,
         "wpack_size": plan.channels * plan.taps_h * plan.taps_w * w_tap,
+        # the steps of the lane sum: each moves the upper half of what is left onto the lower half
+        "halvings": [
+            ", ".join(str(half + lane % half) for lane in range(plan.lanes))
+            for half in (plan.lanes >> k for k in range(1, plan.lanes.bit_length()))
+        ],
+        "mask_type": {4: "int", 8: "long long"}[vector_bytes // plan.lanes],
         "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
     }
 

@@ -604,6 +604,28 @@ static const int lenet_c3_grad_input_rows[14][4] = {
     {13, 9, 4, 1},
 };
 
+/* The lanes of vector v added up by halves (the upper half onto the lower, then its quarters,
+   ...): a fixed order, a dependency chain of 4 additions instead of 15, all in registers
+   (through memory, the compiler keeps the accumulators in memory for the whole loop). */
+typedef int grad_input_mask __attribute__((vector_size(64)));
+#ifdef __clang__
+#define LENET_C3_GRAD_INPUT_SUM(v) ({ \
+    grad_input_vec s_ = (v); \
+    s_ += __builtin_shufflevector(s_, s_, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15); \
+    s_ += __builtin_shufflevector(s_, s_, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7); \
+    s_ += __builtin_shufflevector(s_, s_, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3); \
+    s_ += __builtin_shufflevector(s_, s_, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1); \
+    s_[0]; })
+#else
+#define LENET_C3_GRAD_INPUT_SUM(v) ({ \
+    grad_input_vec s_ = (v); \
+    s_ += __builtin_shuffle(s_, (grad_input_mask){8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15}); \
+    s_ += __builtin_shuffle(s_, (grad_input_mask){4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7}); \
+    s_ += __builtin_shuffle(s_, (grad_input_mask){2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3}); \
+    s_ += __builtin_shuffle(s_, (grad_input_mask){1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}); \
+    s_[0]; })
+#endif
+
 /* 1 pixel(s) x 6 input channels, 1 filter column(s) per filter row. */
 static void lenet_c3_grad_input_tile_1x1(const float *restrict gp, const float *restrict wp,
     float *restrict out, ptrdiff_t rows)
@@ -632,19 +654,12 @@ static void lenet_c3_grad_input_tile_1x1(const float *restrict gp, const float *
             }
         }
     }
-    float lanes[16] __attribute__((aligned(64)));
-    *(grad_input_vec *)lanes = a0_0;
-    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_1;
-    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_2;
-    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_3;
-    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_4;
-    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_5;
-    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
+    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
+    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
+    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
+    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
+    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
 }
 
 /* 1 pixel(s) x 6 input channels, 2 filter column(s) per filter row. */
@@ -675,19 +690,12 @@ static void lenet_c3_grad_input_tile_1x2(const float *restrict gp, const float *
             }
         }
     }
-    float lanes[16] __attribute__((aligned(64)));
-    *(grad_input_vec *)lanes = a0_0;
-    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_1;
-    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_2;
-    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_3;
-    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_4;
-    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_5;
-    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
+    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
+    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
+    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
+    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
+    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
 }
 
 /* 1 pixel(s) x 6 input channels, 3 filter column(s) per filter row. */
@@ -718,19 +726,12 @@ static void lenet_c3_grad_input_tile_1x3(const float *restrict gp, const float *
             }
         }
     }
-    float lanes[16] __attribute__((aligned(64)));
-    *(grad_input_vec *)lanes = a0_0;
-    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_1;
-    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_2;
-    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_3;
-    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_4;
-    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_5;
-    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
+    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
+    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
+    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
+    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
+    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
 }
 
 /* 1 pixel(s) x 6 input channels, 4 filter column(s) per filter row. */
@@ -761,19 +762,12 @@ static void lenet_c3_grad_input_tile_1x4(const float *restrict gp, const float *
             }
         }
     }
-    float lanes[16] __attribute__((aligned(64)));
-    *(grad_input_vec *)lanes = a0_0;
-    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_1;
-    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_2;
-    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_3;
-    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_4;
-    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_5;
-    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
+    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
+    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
+    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
+    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
+    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
 }
 
 /* 3 pixel(s) x 6 input channels, 5 filter column(s) per filter row. */
@@ -820,43 +814,24 @@ static void lenet_c3_grad_input_tile_3x5(const float *restrict gp, const float *
             }
         }
     }
-    float lanes[16] __attribute__((aligned(64)));
-    *(grad_input_vec *)lanes = a0_0;
-    out[0] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_1;
-    out[196] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_2;
-    out[392] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_3;
-    out[588] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_4;
-    out[784] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a0_5;
-    out[980] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a1_0;
-    out[1] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a1_1;
-    out[197] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a1_2;
-    out[393] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a1_3;
-    out[589] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a1_4;
-    out[785] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a1_5;
-    out[981] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a2_0;
-    out[2] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a2_1;
-    out[198] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a2_2;
-    out[394] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a2_3;
-    out[590] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a2_4;
-    out[786] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
-    *(grad_input_vec *)lanes = a2_5;
-    out[982] = lanes[0] + lanes[1] + lanes[2] + lanes[3] + lanes[4] + lanes[5] + lanes[6] + lanes[7] + lanes[8] + lanes[9] + lanes[10] + lanes[11] + lanes[12] + lanes[13] + lanes[14] + lanes[15];
+    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
+    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
+    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
+    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
+    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
+    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
+    out[1] = LENET_C3_GRAD_INPUT_SUM(a1_0);
+    out[197] = LENET_C3_GRAD_INPUT_SUM(a1_1);
+    out[393] = LENET_C3_GRAD_INPUT_SUM(a1_2);
+    out[589] = LENET_C3_GRAD_INPUT_SUM(a1_3);
+    out[785] = LENET_C3_GRAD_INPUT_SUM(a1_4);
+    out[981] = LENET_C3_GRAD_INPUT_SUM(a1_5);
+    out[2] = LENET_C3_GRAD_INPUT_SUM(a2_0);
+    out[198] = LENET_C3_GRAD_INPUT_SUM(a2_1);
+    out[394] = LENET_C3_GRAD_INPUT_SUM(a2_2);
+    out[590] = LENET_C3_GRAD_INPUT_SUM(a2_3);
+    out[786] = LENET_C3_GRAD_INPUT_SUM(a2_4);
+    out[982] = LENET_C3_GRAD_INPUT_SUM(a2_5);
 }
 
 void lenet_c3_grad_input(const float *restrict grad_out,
@@ -930,6 +905,7 @@ void lenet_c3_grad_input(const float *restrict grad_out,
     }
     atomic_flag_clear(&lenet_c3_grad_input_busy);
 }
+#undef LENET_C3_GRAD_INPUT_SUM
 
 
 /*
