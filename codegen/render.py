@@ -328,6 +328,48 @@ def weight_context(plan: BlockedWeight, vector_bytes: int = 64) -> dict[str, Any
     }
 
 
+@dataclass(frozen=True)
+class LaneSums:
+    """How to add up the lanes of several vectors at once: each step makes ``name`` from two
+    vectors, ``pick(a, b, lo) + pick(a, b, hi)`` (lane indices into a then b), and ``where`` gives,
+    per input vector, the result vector and lane that end up holding the sum of its lanes."""
+
+    steps: tuple[tuple[str, str, str, str, str], ...]
+    where: dict[str, tuple[str, int]]
+
+
+def lane_sums(names: Sequence[str], lanes: int) -> LaneSums:
+    """Add up the lanes of each vector in ``names`` by halves, vectors two at a time.
+
+    Each step adds the upper half of every segment of two vectors onto the lower half and packs
+    both results into one vector (a vector without a partner is paired with itself), so after
+    log2(lanes) steps one vector holds up to ``lanes`` sums. Every sum is added in the order of
+    halving one vector on its own ((l0 + l8) + (l4 + l12) ...), but a sum costs about three
+    instructions instead of eight.
+    """
+    vectors = [(name, [name]) for name in names]
+    steps, size = [], lanes
+    while size > 1:
+        half, paired = size // 2, []
+        for i in range(0, len(vectors), 2):
+            (a, held_a), (b, held_b) = vectors[i], vectors[min(i + 1, len(vectors) - 1)]
+            lo, hi = [], []
+            for offset in (0, lanes):
+                for segment in range(lanes // size):
+                    start = offset + segment * size
+                    lo += range(start, start + half)
+                    hi += range(start + half, start + size)
+            name = f"s{len(steps)}"
+            steps.append((name, a, b, ", ".join(map(str, lo)), ", ".join(map(str, hi))))
+            paired.append((name, held_a + held_b))
+        vectors, size = paired, half
+    where: dict[str, tuple[str, int]] = {}
+    for name, held in vectors:
+        for lane, source in enumerate(held):
+            where.setdefault(source, (name, lane))
+    return LaneSums(tuple(steps), where)
+
+
 def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any]:
     """The numbers ``blocked_reduce.c.j2`` needs besides the plan: packed strides, rows."""
     g_block = plan.grad_h * plan.grad_w * plan.lanes
@@ -348,11 +390,11 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
         "w_col": plan.tap_step_w * w_tap,
         "w_chan": plan.taps_h * plan.taps_w * w_tap,
         "wpack_size": plan.channels * plan.taps_h * plan.taps_w * w_tap,
-        # the steps of the lane sum: each moves the upper half of what is left onto the lower half
-        "halvings": [
-            ", ".join(str(half + lane % half) for lane in range(plan.lanes))
-            for half in (plan.lanes >> k for k in range(1, plan.lanes.bit_length()))
-        ],
+        # per tile shape, how its accumulators' lanes are added up
+        "lane_sums": {
+            width: lane_sums([f"a{px}_{c}" for px in range(width) for c in range(plan.channels)], plan.lanes)
+            for width, _ in plan.shapes
+        },
         "mask_type": {4: "int", 8: "long long"}[vector_bytes // plan.lanes],
         "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
     }

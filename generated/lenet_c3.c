@@ -604,26 +604,15 @@ static const int lenet_c3_grad_input_rows[14][4] = {
     {13, 9, 4, 1},
 };
 
-/* The lanes of vector v added up by halves (the upper half onto the lower, then its quarters,
-   ...): a fixed order, a dependency chain of 4 additions instead of 15, all in registers
-   (through memory, the compiler keeps the accumulators in memory for the whole loop). */
+/* Lanes of two vectors picked by index (0 .. 15: a, 16 .. 31: b), in registers: the tiles
+   add up the lanes of their accumulators with these, by halves, two vectors at a time
+   (codegen.render.lane_sums). Through memory, the compiler keeps accumulators in memory for
+   the whole loop. */
 typedef int grad_input_mask __attribute__((vector_size(64)));
 #ifdef __clang__
-#define LENET_C3_GRAD_INPUT_SUM(v) ({ \
-    grad_input_vec s_ = (v); \
-    s_ += __builtin_shufflevector(s_, s_, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15); \
-    s_ += __builtin_shufflevector(s_, s_, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7); \
-    s_ += __builtin_shufflevector(s_, s_, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3); \
-    s_ += __builtin_shufflevector(s_, s_, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1); \
-    s_[0]; })
+#define PICK(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
 #else
-#define LENET_C3_GRAD_INPUT_SUM(v) ({ \
-    grad_input_vec s_ = (v); \
-    s_ += __builtin_shuffle(s_, (grad_input_mask){8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15}); \
-    s_ += __builtin_shuffle(s_, (grad_input_mask){4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7}); \
-    s_ += __builtin_shuffle(s_, (grad_input_mask){2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3}); \
-    s_ += __builtin_shuffle(s_, (grad_input_mask){1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}); \
-    s_[0]; })
+#define PICK(a, b, ...) __builtin_shuffle(a, b, (grad_input_mask){__VA_ARGS__})
 #endif
 
 /* 1 pixel(s) x 6 input channels, 1 filter column(s) per filter row. */
@@ -654,12 +643,27 @@ static void lenet_c3_grad_input_tile_1x1(const float *restrict gp, const float *
             }
         }
     }
-    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
-    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
-    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
-    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
-    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
-    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
+    /* the lanes of every accumulator added up: halves onto halves, two vectors at a time */
+    const grad_input_vec s0 = PICK(a0_0, a0_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_0, a0_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s1 = PICK(a0_2, a0_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_2, a0_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s2 = PICK(a0_4, a0_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_4, a0_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s3 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s4 = PICK(s2, s2, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s2, s2, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s5 = PICK(s3, s4, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s3, s4, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s6 = PICK(s5, s5, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s5, s5, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    out[0] = s6[0];
+    out[196] = s6[1];
+    out[392] = s6[2];
+    out[588] = s6[3];
+    out[784] = s6[4];
+    out[980] = s6[5];
 }
 
 /* 1 pixel(s) x 6 input channels, 2 filter column(s) per filter row. */
@@ -690,12 +694,27 @@ static void lenet_c3_grad_input_tile_1x2(const float *restrict gp, const float *
             }
         }
     }
-    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
-    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
-    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
-    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
-    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
-    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
+    /* the lanes of every accumulator added up: halves onto halves, two vectors at a time */
+    const grad_input_vec s0 = PICK(a0_0, a0_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_0, a0_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s1 = PICK(a0_2, a0_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_2, a0_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s2 = PICK(a0_4, a0_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_4, a0_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s3 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s4 = PICK(s2, s2, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s2, s2, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s5 = PICK(s3, s4, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s3, s4, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s6 = PICK(s5, s5, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s5, s5, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    out[0] = s6[0];
+    out[196] = s6[1];
+    out[392] = s6[2];
+    out[588] = s6[3];
+    out[784] = s6[4];
+    out[980] = s6[5];
 }
 
 /* 1 pixel(s) x 6 input channels, 3 filter column(s) per filter row. */
@@ -726,12 +745,27 @@ static void lenet_c3_grad_input_tile_1x3(const float *restrict gp, const float *
             }
         }
     }
-    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
-    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
-    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
-    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
-    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
-    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
+    /* the lanes of every accumulator added up: halves onto halves, two vectors at a time */
+    const grad_input_vec s0 = PICK(a0_0, a0_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_0, a0_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s1 = PICK(a0_2, a0_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_2, a0_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s2 = PICK(a0_4, a0_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_4, a0_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s3 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s4 = PICK(s2, s2, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s2, s2, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s5 = PICK(s3, s4, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s3, s4, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s6 = PICK(s5, s5, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s5, s5, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    out[0] = s6[0];
+    out[196] = s6[1];
+    out[392] = s6[2];
+    out[588] = s6[3];
+    out[784] = s6[4];
+    out[980] = s6[5];
 }
 
 /* 1 pixel(s) x 6 input channels, 4 filter column(s) per filter row. */
@@ -762,12 +796,27 @@ static void lenet_c3_grad_input_tile_1x4(const float *restrict gp, const float *
             }
         }
     }
-    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
-    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
-    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
-    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
-    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
-    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
+    /* the lanes of every accumulator added up: halves onto halves, two vectors at a time */
+    const grad_input_vec s0 = PICK(a0_0, a0_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_0, a0_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s1 = PICK(a0_2, a0_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_2, a0_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s2 = PICK(a0_4, a0_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_4, a0_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s3 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s4 = PICK(s2, s2, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s2, s2, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s5 = PICK(s3, s4, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s3, s4, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s6 = PICK(s5, s5, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s5, s5, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    out[0] = s6[0];
+    out[196] = s6[1];
+    out[392] = s6[2];
+    out[588] = s6[3];
+    out[784] = s6[4];
+    out[980] = s6[5];
 }
 
 /* 3 pixel(s) x 6 input channels, 5 filter column(s) per filter row. */
@@ -814,24 +863,63 @@ static void lenet_c3_grad_input_tile_3x5(const float *restrict gp, const float *
             }
         }
     }
-    out[0] = LENET_C3_GRAD_INPUT_SUM(a0_0);
-    out[196] = LENET_C3_GRAD_INPUT_SUM(a0_1);
-    out[392] = LENET_C3_GRAD_INPUT_SUM(a0_2);
-    out[588] = LENET_C3_GRAD_INPUT_SUM(a0_3);
-    out[784] = LENET_C3_GRAD_INPUT_SUM(a0_4);
-    out[980] = LENET_C3_GRAD_INPUT_SUM(a0_5);
-    out[1] = LENET_C3_GRAD_INPUT_SUM(a1_0);
-    out[197] = LENET_C3_GRAD_INPUT_SUM(a1_1);
-    out[393] = LENET_C3_GRAD_INPUT_SUM(a1_2);
-    out[589] = LENET_C3_GRAD_INPUT_SUM(a1_3);
-    out[785] = LENET_C3_GRAD_INPUT_SUM(a1_4);
-    out[981] = LENET_C3_GRAD_INPUT_SUM(a1_5);
-    out[2] = LENET_C3_GRAD_INPUT_SUM(a2_0);
-    out[198] = LENET_C3_GRAD_INPUT_SUM(a2_1);
-    out[394] = LENET_C3_GRAD_INPUT_SUM(a2_2);
-    out[590] = LENET_C3_GRAD_INPUT_SUM(a2_3);
-    out[786] = LENET_C3_GRAD_INPUT_SUM(a2_4);
-    out[982] = LENET_C3_GRAD_INPUT_SUM(a2_5);
+    /* the lanes of every accumulator added up: halves onto halves, two vectors at a time */
+    const grad_input_vec s0 = PICK(a0_0, a0_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_0, a0_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s1 = PICK(a0_2, a0_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_2, a0_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s2 = PICK(a0_4, a0_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_4, a0_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s3 = PICK(a1_0, a1_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a1_0, a1_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s4 = PICK(a1_2, a1_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a1_2, a1_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s5 = PICK(a1_4, a1_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a1_4, a1_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s6 = PICK(a2_0, a2_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_0, a2_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s7 = PICK(a2_2, a2_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_2, a2_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s8 = PICK(a2_4, a2_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_4, a2_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s9 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s10 = PICK(s2, s3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s2, s3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s11 = PICK(s4, s5, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s4, s5, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s12 = PICK(s6, s7, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s6, s7, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s13 = PICK(s8, s8, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s8, s8, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s14 = PICK(s9, s10, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s9, s10, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s15 = PICK(s11, s12, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s11, s12, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s16 = PICK(s13, s13, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s13, s13, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s17 = PICK(s14, s15, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s14, s15, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const grad_input_vec s18 = PICK(s16, s16, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s16, s16, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    out[0] = s17[0];
+    out[196] = s17[1];
+    out[392] = s17[2];
+    out[588] = s17[3];
+    out[784] = s17[4];
+    out[980] = s17[5];
+    out[1] = s17[6];
+    out[197] = s17[7];
+    out[393] = s17[8];
+    out[589] = s17[9];
+    out[785] = s17[10];
+    out[981] = s17[11];
+    out[2] = s17[12];
+    out[198] = s17[13];
+    out[394] = s17[14];
+    out[590] = s17[15];
+    out[786] = s18[0];
+    out[982] = s18[1];
 }
 
 void lenet_c3_grad_input(const float *restrict grad_out,
@@ -905,7 +993,7 @@ void lenet_c3_grad_input(const float *restrict grad_out,
     }
     atomic_flag_clear(&lenet_c3_grad_input_busy);
 }
-#undef LENET_C3_GRAD_INPUT_SUM
+#undef PICK
 
 
 /*

@@ -190,6 +190,30 @@ def test_huge_packs_keep_the_loop_nest(monkeypatch) -> None:
     assert not any(isinstance(plan, packed) for plan in lower(spec, "float32").blocked)
 
 
+@pytest.mark.parametrize("lanes", [8, 16])
+@pytest.mark.parametrize("count", [1, 2, 3, 6, 16, 18])
+def test_lane_sums_add_each_vector_by_halves(lanes: int, count: int) -> None:
+    """The shuffle network of the summed-lane tiles, run here on numpy vectors: each vector's
+    sum lands where ``where`` says, added in exactly the order of halving that vector alone."""
+    from codegen.render import lane_sums
+
+    rng = np.random.default_rng(count)
+    names = [f"a{i}" for i in range(count)]
+    values = {name: rng.standard_normal(lanes).astype(np.float32) for name in names}
+    network = lane_sums(names, lanes)
+    assert len(network.steps) == sum(-(-count // 2**level) for level in range(1, lanes.bit_length()))
+    for name, first, second, lo, hi in network.steps:
+        both = np.concatenate([values[first], values[second]])
+        values[name] = both[[int(i) for i in lo.split(", ")]] + both[[int(i) for i in hi.split(", ")]]
+    for name in names:
+        halved = values[name]
+        while len(halved) > 1:
+            halved = halved[: len(halved) // 2] + halved[len(halved) // 2 :]
+        vector, lane = network.where[name]
+        assert values[vector][lane].tobytes() == halved[0].tobytes(), name
+        assert np.isclose(values[vector][lane], values[name].astype(np.float64).sum(), rtol=1e-5)
+
+
 def test_weight_gradient_in_several_passes_over_the_batch() -> None:
     """The weight gradient walks the batch a few images at a time, adding each pass to grad_w:
     a layer whose batch takes two passes, the last one shorter, against the oracle."""
