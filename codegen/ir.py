@@ -217,13 +217,19 @@ class BlockRow:
 @dataclass(frozen=True)
 class BlockTile:
     """``width`` output columns from ``out`` on (``out_pixel`` apart) that share their filter
-    columns: ``taps`` of them from ``tap`` on; pixel 0 reads column ``read`` at the first."""
+    columns: ``taps`` of them from ``tap`` on; pixel 0 reads column ``read`` at the first.
+
+    With ``spans`` (input-gradient tiles with the summed channels in the lanes only), pixel p
+    takes ``spans[p][1]`` of those filter columns from the ``spans[p][0]``-th on: the borders of
+    a full correlation, where each column is reached by a different number of filter columns.
+    """
 
     out: int
     read: int
     tap: int
     taps: int
     width: int
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -377,8 +383,9 @@ class BlockedReduce:
     kernel: str = "grad_input"
 
     @property
-    def shapes(self) -> tuple[tuple[int, int], ...]:
-        return tuple(sorted({(tile.width, tile.taps) for tile in self.tiles}))
+    def shapes(self) -> tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]:
+        """The distinct (width, column taps, spans) of the tiles: one C function each."""
+        return tuple(sorted({(tile.width, tile.taps, tile.spans) for tile in self.tiles}))
 
 
 @dataclass(frozen=True)

@@ -370,6 +370,12 @@ def lane_sums(names: Sequence[str], lanes: int) -> LaneSums:
     return LaneSums(tuple(steps), where)
 
 
+def tile_name(width: int, taps: int, spans: Sequence[tuple[int, int]] = ()) -> str:
+    """``tile_<pixels>x<filter columns>``, and each pixel's first filter column and count when
+    they differ (``tile_2x4_s04_13``: pixel 0 takes columns 0-3, pixel 1 columns 1-3)."""
+    return f"tile_{width}x{taps}" + ("_s" + "_".join(f"{first}{count}" for first, count in spans) if spans else "")
+
+
 def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any]:
     """The numbers ``blocked_reduce.c.j2`` needs besides the plan: packed strides, rows."""
     g_block = plan.grad_h * plan.grad_w * plan.lanes
@@ -393,8 +399,9 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
         # per tile shape, how its accumulators' lanes are added up
         "lane_sums": {
             width: lane_sums([f"a{px}_{c}" for px in range(width) for c in range(plan.channels)], plan.lanes)
-            for width, _ in plan.shapes
+            for width, _, _ in plan.shapes
         },
+        "tile_names": {shape: tile_name(*shape) for shape in plan.shapes},
         "mask_type": {4: "int", 8: "long long"}[vector_bytes // plan.lanes],
         "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
     }

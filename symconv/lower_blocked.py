@@ -206,6 +206,59 @@ def column_tiles(axis: Axis, max_width: int) -> tuple[ir.BlockTile, ...]:
     return tuple(tiles)
 
 
+def ragged_tiles(tiles: tuple[ir.BlockTile, ...], axis: Axis, max_width: int) -> tuple[ir.BlockTile, ...]:
+    """Neighbouring one-column tiles merged into tiles of up to ``max_width`` columns in which
+    every pixel keeps its own run of taps (``BlockTile.spans``).
+
+    The borders of a full correlation are such columns: reached by 1, 2, 3 ... filter columns,
+    each a tile of its own with few accumulators and its own weight loads for every filter
+    column. Merged, they share those loads and keep more sums in flight (measured on lenet_c3's
+    input gradient, interleaved runs: one thread 0.285 -> 0.261 ms, two 0.167 -> 0.152 ms).
+    Columns merge when their reads line up (the same origin once pixel and tap are accounted
+    for) and the first column's taps start first (the tile's read then points at a real entry).
+    """
+
+    def lines_up(run: list[ir.BlockTile], tile: ir.BlockTile) -> bool:
+        """Whether ``tile`` is the next column and reads where the run's first column would."""
+        first, steps = run[0], tile.tap - run[0].tap
+        return (
+            steps >= 0 and steps % axis.tap_step == 0
+            and tile.out == run[-1].out + axis.pixel_step
+            and tile.read == first.read + len(run) * axis.pixel_read + steps // axis.tap_step * axis.read_step
+        )
+
+    def merge(run: list[ir.BlockTile]) -> list[ir.BlockTile]:
+        if len(run) == 1:
+            return run
+        pieces = ceil(len(run) / max_width)
+        size, extra = divmod(len(run), pieces)
+        merged, at = [], 0
+        for piece in range(pieces):
+            members = run[at : at + size + (piece < extra)]
+            at += len(members)
+            first = members[0]
+            steps = [(m.tap - first.tap) // axis.tap_step for m in members]
+            spans = tuple((step, m.taps) for step, m in zip(steps, members))
+            merged.append(ir.BlockTile(first.out, first.read, first.tap, max(s + c for s, c in spans), len(members), spans))
+        return merged
+
+    out: list[ir.BlockTile] = []
+    run: list[ir.BlockTile] = []
+    for tile in tiles + (None,):
+        joins = tile is not None and run and tile.width == 1 and tile.taps > 0 and lines_up(run, tile)
+        if joins:
+            run.append(tile)
+            continue
+        out += merge(run) if run else []
+        run = []
+        if tile is not None:
+            if tile.width == 1 and tile.taps > 0:
+                run = [tile]
+            else:
+                out.append(tile)
+    return tuple(out)
+
+
 def _lane_and_reduce(form: IndexForm) -> tuple[sp.Symbol, sp.Symbol, sp.Symbol | None]:
     """The lane channel (last free channel index), the reduced channel and the group index."""
     free = [loop.var for loop in form.free]
@@ -544,7 +597,7 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         out_chan=int(flat_coefficient(form.target, chan, shapes)),
         out_pixel=cols.pixel_step,
         rows=tuple(ir.BlockRow(oy, read, tap, count) for oy, (tap, count, read) in enumerate(rows.taps)),
-        tiles=column_tiles(cols, max(1, TILE_VECTORS // channels)),
+        tiles=ragged_tiles(column_tiles(cols, max(1, TILE_VECTORS // channels)), cols, max(1, TILE_VECTORS // channels)),
         work=work,
         threaded=work >= PARALLEL_MIN_WORK,
     )

@@ -214,6 +214,32 @@ def test_lane_sums_add_each_vector_by_halves(lanes: int, count: int) -> None:
         assert np.isclose(values[vector][lane], values[name].astype(np.float64).sum(), rtol=1e-5)
 
 
+#: LeNet's C3 and AlexNet's first layer, scaled down (in float64, C3's six input channels fill
+#: the lanes of a vector of eight: it takes the channel lanes instead).
+BORDERS = [
+    (ConvSpec(input=(2, 6, 14, 14), weight=(16, 6, 5, 5), bias=True), "float32"),
+    (ConvSpec(input=(1, 3, 39, 39), weight=(32, 3, 11, 11), stride=4), "float32"),
+    (ConvSpec(input=(1, 3, 39, 39), weight=(32, 3, 11, 11), stride=4), "float64"),
+]
+
+
+@pytest.mark.parametrize("spec, dtype", BORDERS, ids=["lenet_c3", "alexnet_f32", "alexnet_f64"])
+def test_border_columns_of_a_full_correlation_share_tiles(spec: ConvSpec, dtype: str) -> None:
+    """The input gradient's border columns (reached by 1, 2, 3 ... filter columns) share tiles
+    in which each pixel takes its own filter columns, stride residue classes included; the
+    results match the oracle."""
+    plan = next(p for p in lower(spec, dtype).blocked if p.kernel == "grad_input")
+    assert isinstance(plan, ir.BlockedReduce)
+    ragged = [tile for tile in plan.tiles if tile.spans]
+    assert ragged and all(len(tile.spans) == tile.width > 1 for tile in ragged)
+    assert len({tile.spans for tile in ragged}) > 1  # more than one kind of border
+    check_built(spec, dtype, seed=11)
+    check_portable(spec, dtype)
+    if spec.weight[-1] == 5:  # columns 0-3 of C3's input gradient take 1-4 filter columns
+        spans = {tile.out: tile.spans for tile in plan.tiles}
+        assert spans[0] == ((0, 1), (0, 2)) and spans[2] == ((0, 3), (0, 4))
+
+
 def test_weight_gradient_in_several_passes_over_the_batch() -> None:
     """The weight gradient walks the batch a few images at a time, adding each pass to grad_w:
     a layer whose batch takes two passes, the last one shorter, against the oracle."""
