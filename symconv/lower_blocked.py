@@ -228,6 +228,7 @@ def ragged_tiles(tiles: tuple[ir.BlockTile, ...], axis: Axis, max_width: int) ->
         )
 
     def merge(run: list[ir.BlockTile]) -> list[ir.BlockTile]:
+        """The run cut into nearly equal pieces of at most ``max_width`` columns, one tile each."""
         if len(run) == 1:
             return run
         pieces = ceil(len(run) / max_width)
@@ -236,8 +237,14 @@ def ragged_tiles(tiles: tuple[ir.BlockTile, ...], axis: Axis, max_width: int) ->
         for piece in range(pieces):
             members = run[at : at + size + (piece < extra)]
             at += len(members)
+            if len(members) == 1:
+                merged += members
+                continue
             first = members[0]
             steps = [(m.tap - first.tap) // axis.tap_step for m in members]
+            if min(steps) < 0:  # a piece whose first column does not start first: left as it was
+                merged += members
+                continue
             spans = tuple((step, m.taps) for step, m in zip(steps, members))
             merged.append(ir.BlockTile(first.out, first.read, first.tap, max(s + c for s, c in spans), len(members), spans))
         return merged

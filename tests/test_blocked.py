@@ -240,6 +240,31 @@ def test_border_columns_of_a_full_correlation_share_tiles(spec: ConvSpec, dtype:
         assert spans[0] == ((0, 1), (0, 2)) and spans[2] == ((0, 3), (0, 4))
 
 
+def test_ragged_tiles_merge_only_columns_that_line_up() -> None:
+    """Synthetic one-column tiles (stride 1: each column reads one further, each later tap one
+    back): consecutive columns that line up merge, in pieces of at most ``max_width``; a piece
+    whose first column does not take the first tap, a gap, a wider tile or a column that reads
+    elsewhere ends the run or stays alone."""
+    from symconv.lower_blocked import Axis, ragged_tiles
+
+    axis = Axis(taps=(), tap_step=1, read_step=-1, pixel_step=1, pixel_read=1)
+    column = lambda out, tap, taps, read=None: ir.BlockTile(out, out - tap if read is None else read, tap, taps, 1)  # noqa: E731
+    left = [column(0, 0, 1), column(1, 0, 2), column(2, 0, 3), column(3, 0, 4)]
+    merged = ragged_tiles(tuple(left), axis, max_width=3)
+    assert [(t.out, t.width, t.spans) for t in merged] == [(0, 2, ((0, 1), (0, 2))), (2, 2, ((0, 3), (0, 4)))]
+    right = [column(10, 1, 4), column(11, 2, 3), column(12, 3, 2), column(13, 4, 1)]
+    merged = ragged_tiles(tuple(right), axis, max_width=4)
+    assert [(t.out, t.tap, t.taps, t.spans) for t in merged] == [(10, 1, 4, ((0, 4), (1, 3), (2, 2), (3, 1)))]
+    # the second piece would start at a later tap than its second column: left as it was
+    zigzag = [column(0, 0, 2), column(1, 0, 2), column(2, 1, 2), column(3, 0, 2)]
+    merged = ragged_tiles(tuple(zigzag), axis, max_width=2)
+    assert merged[0].spans == ((0, 2), (0, 2)) and merged[1:] == tuple(zigzag[2:])
+    # a column reading elsewhere, a wide tile and a gap all end the run; one column stays plain
+    odd = [column(0, 0, 1), column(1, 0, 2, read=5), ir.BlockTile(2, 2, 0, 3, 3), column(5, 0, 1), column(7, 0, 1)]
+    assert ragged_tiles(tuple(odd), axis, max_width=3) == tuple(odd)
+    assert ragged_tiles(tuple(left), axis, max_width=1) == tuple(left)
+
+
 def test_weight_gradient_in_several_passes_over_the_batch() -> None:
     """The weight gradient walks the batch a few images at a time, adding each pass to grad_w:
     a layer whose batch takes two passes, the last one shorter, against the oracle."""
