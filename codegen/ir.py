@@ -37,6 +37,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+#: Bytes per element of each C element type.
+ELEMENT_BYTES = {"float": 4, "double": 8}
+
+
 @dataclass(frozen=True)
 class Macro:
     """A compile-time size: ``#define name value`` with a comment saying what it is."""
@@ -521,8 +525,8 @@ class Pointwise:
 
     over the ``pixels`` of a plane (forward: ``m`` output channels, init the bias; input
     gradient: ``m`` input channels, init 0). A register tile is up to ``vectors`` vectors of
-    ``lanes`` pixels × a few channels: ``big_tiles`` tiles of ``big_rows`` channels, then
-    ``small_tiles`` of ``small_rows``. With ``stream``, outputs whose vectors start a cache line
+    ``lanes`` pixels × a few channels: ``row_tiles`` lists (channels per tile, tiles), the
+    larger tiles first. With ``stream``, outputs whose vectors start a cache line
     are stored past the caches. Steps are numbers of elements.
     """
 
@@ -541,14 +545,15 @@ class Pointwise:
     weight_lane: int
     weight_chan: int
     bias: bool
-    big_rows: int
-    big_tiles: int
-    small_rows: int
-    small_tiles: int
+    row_tiles: tuple[tuple[int, int], ...]
     vectors: int
     stream: bool
     work: int = 0
     threaded: bool = True
+
+
+#: The fast versions of a kernel (``Module.blocked``), one template each.
+Plan = Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight | Pointwise
 
 
 @dataclass(frozen=True)
@@ -565,7 +570,7 @@ class Module:
     macros: tuple[Macro, ...]
     tensors: tuple[Tensor, ...]
     kernels: tuple[Kernel, ...]
-    blocked: tuple[Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight | Pointwise, ...] = ()
+    blocked: tuple[Plan, ...] = ()
 
     def kernel(self, name: str) -> Kernel:
         for kernel in self.kernels:

@@ -265,10 +265,7 @@ class ConvKernel:
             pb = self._b_ptr(b)
         else:
             raise ValueError("b must be None for a layer built without bias (bias=False), but got an array")
-        if self._match_out:
-            out, pout = self._out_like(self._out_shape, px)
-        else:
-            out, pout = self._out(self._out_shape)
+        out, pout = self._out_like(self._out_shape, px) if self._match_out else self._out(self._out_shape)
         if applied_threads.count != self._threads:
             self._apply_threads()
         self._c_forward(px, pw, pb, pout)

@@ -15,7 +15,21 @@ from typing import Any, Sequence
 
 import jinja2
 
-from .ir import Blocked, BlockedReduce, BlockedWeight, Kernel, Loop, Macro, Module, Pointwise, RowVector, RowWeight
+from .ir import (
+    ELEMENT_BYTES,
+    Blocked,
+    BlockedReduce,
+    BlockedWeight,
+    BlockRow,
+    Kernel,
+    Loop,
+    Macro,
+    Module,
+    Plan,
+    Pointwise,
+    RowVector,
+    RowWeight,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 INDENT = "    "
@@ -266,11 +280,20 @@ MIN_CHAINS = 8
 MAX_UNROLLED_TAPS = 8
 
 
+def row_lines(rows: Sequence[BlockRow]) -> list[str]:
+    """A plan's row table as C initialiser lines: {row, read row, first tap, taps}."""
+    return [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in rows]
+
+
+def unread(kernel: Kernel, used: set[str]) -> list[str]:
+    """The arguments of ``kernel`` that a fast version does not read (cast to void in C)."""
+    return [arg.name for arg in kernel.args if arg.name not in used]
+
+
 def blocked_context(plan: Blocked, vector_bytes: int = 64) -> dict[str, Any]:
     """The numbers ``blocked.c.j2`` needs besides the plan: packed-weight strides and rows."""
     row = plan.taps_w * plan.lanes  # one filter row of one reduced channel in the packed weights
     chan = plan.taps_h * row
-    rows = [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows]
     element = vector_bytes // plan.lanes
     return {
         **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
@@ -284,7 +307,7 @@ def blocked_context(plan: Blocked, vector_bytes: int = 64) -> dict[str, Any]:
         "pack_size": plan.blocks * plan.reduce * chan,
         "pack_tap_row": plan.tap_step_h * row,
         "pack_tap_col": plan.tap_step_w * plan.lanes,
-        "row_lines": rows,
+        "row_lines": row_lines(plan.rows),
         "min_chains": MIN_CHAINS,
         "max_unrolled": MAX_UNROLLED_TAPS,
         "element_bytes": element,
@@ -321,7 +344,7 @@ def weight_context(plan: BlockedWeight, vector_bytes: int = 64) -> dict[str, Any
         "pack_block": block,
         "pack_batch": plan.blocks * block,
         "pack_size": plan.batch * plan.blocks * block,
-        "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
+        "row_lines": row_lines(plan.rows),
         "tasks": tasks,
         "task_lines": ["{" + ", ".join(map(str, task)) + "}," for task in tasks],
         "batch_chunk": chunk,
@@ -403,11 +426,8 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
         },
         "tile_names": {shape: tile_name(*shape) for shape in plan.shapes},
         "mask_type": {4: "int", 8: "long long"}[vector_bytes // plan.lanes],
-        "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
+        "row_lines": row_lines(plan.rows),
     }
-
-
-ELEMENT_BYTES = {"float": 4, "double": 8}
 
 
 def rows_context(plan: RowVector, kernel: Kernel, ctype: str) -> dict[str, Any]:
@@ -417,8 +437,8 @@ def rows_context(plan: RowVector, kernel: Kernel, ctype: str) -> dict[str, Any]:
         **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
         "element_bytes": ELEMENT_BYTES[ctype],
         "max_vectors": max((tile.count * len(tile.starts) for tile in plan.tiles), default=0),
-        "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
-        "unused": [arg.name for arg in kernel.args if arg.name not in used],
+        "row_lines": row_lines(plan.rows),
+        "unused": unread(kernel, used),
     }
 
 
@@ -428,7 +448,7 @@ def rows_weight_context(plan: RowWeight, ctype: str) -> dict[str, Any]:
         **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
         "counts": plan.counts,
         "element_bytes": ELEMENT_BYTES[ctype],
-        "row_lines": [f"{{{r.out}, {r.read}, {r.tap}, {r.taps}}}," for r in plan.rows],
+        "row_lines": row_lines(plan.rows),
     }
 
 
@@ -439,24 +459,24 @@ STREAM_STORES = {"float": ("_mm512_stream_ps", "__m512"), "double": ("_mm512_str
 def pointwise_context(plan: Pointwise, kernel: Kernel, ctype: str) -> dict[str, Any]:
     """The numbers ``pointwise.c.j2`` needs besides the plan: tile shapes, unread arguments."""
     used = {"w", plan.read_arg, plan.out_arg, *(["b"] if plan.bias else [])}
-    row_tiles = [(plan.big_rows, plan.big_tiles)] + ([(plan.small_rows, plan.small_tiles)] if plan.small_tiles else [])
     element = ELEMENT_BYTES[ctype]
     store, vector_type = STREAM_STORES[ctype]
     return {
         **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
         "element_bytes": element,
         "vector_bytes": plan.lanes * element,
-        "row_tiles": row_tiles,
-        "shapes": [(rows, vectors) for rows, _ in row_tiles for vectors in range(1, plan.vectors + 1)],
+        "shapes": [(rows, vectors) for rows, _ in plan.row_tiles for vectors in range(1, plan.vectors + 1)],
         # a strip's rows may start anywhere in a cache line: one line more than their length
         "strip_bytes": plan.vectors * plan.lanes * element + 64,
         "stream_store": store,
         "stream_type": vector_type,
-        "unused": [arg.name for arg in kernel.args if arg.name not in used],
+        "unused": unread(kernel, used),
     }
 
 
-Plan = Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight | Pointwise
+#: The plans that pack weights or G into static buffers: a call that finds them in use runs the
+#: loop nest instead. The others keep nothing between calls and never need it.
+PACKING = (Blocked, BlockedWeight, BlockedReduce)
 
 
 def tiled_plan(module: Module, kernel: Kernel) -> Plan | None:
@@ -472,11 +492,11 @@ def _context(module: Module) -> dict[str, Any]:
         function = function_name(module, kernel)
         head = f"void {function}"
         plan = tiled_plan(module, kernel)
-        # A tiled kernel keeps its loop nest as a static fallback under another name (the
-        # row-vectorised pass never needs it: it packs nothing that another call could hold).
+        # A tiled kernel keeps its loop nest as a static fallback under another name (called
+        # only by the plans that pack: see PACKING).
         generic = head
         if plan is not None:
-            unused = "__attribute__((unused)) " if isinstance(plan, (RowVector, RowWeight, Pointwise)) else ""
+            unused = "" if isinstance(plan, PACKING) else "__attribute__((unused)) "
             generic = f"static {unused}void {function}_fallback"
         kernels.append(
             {
@@ -509,7 +529,7 @@ def _context(module: Module) -> dict[str, Any]:
         "header_macros": macro_lines(module.macros, prefix=module.name.upper() + "_"),
         "kernels": kernels,
         "tiled": bool(module.blocked),
-        "packed": any(isinstance(plan, (Blocked, BlockedWeight, BlockedReduce)) for plan in module.blocked),
+        "packed": any(isinstance(plan, PACKING) for plan in module.blocked),
         "row_vectors": any(isinstance(plan, (RowVector, RowWeight)) for plan in module.blocked),
         "pointwise": any(isinstance(plan, Pointwise) for plan in module.blocked),
         "streams": any(isinstance(plan, Pointwise) and plan.stream for plan in module.blocked),

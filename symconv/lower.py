@@ -905,7 +905,7 @@ def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None, ti
     kernels = tuple(
         lower_form(specialised[key], symbolic[key], layer) for key in KERNELS if key in specialised.forms
     )
-    blocked: tuple[ir.Blocked | ir.BlockedWeight | ir.BlockedReduce | ir.RowVector | ir.RowWeight | ir.Pointwise, ...] = ()
+    blocked: tuple[ir.Plan, ...] = ()
     if tiled and spec.rank == 2:
         from . import lower_blocked as fast  # the fast paths build on this module
         from .lower_pointwise import plan_pointwise

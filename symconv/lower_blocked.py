@@ -58,7 +58,7 @@ from .lower import (
 
 #: Bytes in one vector of the register tile (one AVX-512 register; narrower CPUs use several).
 VECTOR_BYTES = 64
-ELEMENT_BYTES = {"float": 4, "double": 8}
+ELEMENT_BYTES = ir.ELEMENT_BYTES
 #: Accumulator vectors per register tile: enough to hide the multiply-add latency, few enough
 #: to stay in the 32 vector registers with the weight vectors.
 TILE_VECTORS = 20
@@ -97,6 +97,21 @@ CHUNK_BYTES = 32 * 1024
 MIN_CHUNK = 8
 #: The forms this path handles, and the kernel each one is.
 FORMS = {"O": "forward", "dX": "grad_input"}
+
+
+def even_pieces(total: int, most: int) -> list[tuple[int, int]]:
+    """``total`` items cut into the fewest nearly equal pieces of at most ``most`` each, as
+    (first item, count), the longer pieces first."""
+    if total <= 0:
+        return []
+    pieces = ceil(total / most)
+    size, extra = divmod(total, pieces)
+    cut, at = [], 0
+    for piece in range(pieces):
+        count = size + (piece < extra)
+        cut.append((at, count))
+        at += count
+    return cut
 
 
 def nest_work(loops: Sequence, extents: Mapping) -> int:
@@ -191,15 +206,9 @@ def column_tiles(axis: Axis, max_width: int) -> tuple[ir.BlockTile, ...]:
                 and axis.taps[x][2] == axis.taps[run[-1]][2] + axis.pixel_read
             )
             if run and not same:
-                pieces = ceil(len(run) / max_width)
-                size, extra = divmod(len(run), pieces)
-                at = 0
-                for piece in range(pieces):
-                    width = size + (piece < extra)
-                    first = run[at]
-                    tap, count, read = axis.taps[first]
-                    tiles.append(ir.BlockTile(first, read, tap, count, width))
-                    at += width
+                for at, width in even_pieces(len(run), max_width):
+                    tap, count, read = axis.taps[run[at]]
+                    tiles.append(ir.BlockTile(run[at], read, tap, count, width))
                 run = []
             if x is not None:
                 run.append(x)
@@ -229,14 +238,9 @@ def ragged_tiles(tiles: tuple[ir.BlockTile, ...], axis: Axis, max_width: int) ->
 
     def merge(run: list[ir.BlockTile]) -> list[ir.BlockTile]:
         """The run cut into nearly equal pieces of at most ``max_width`` columns, one tile each."""
-        if len(run) == 1:
-            return run
-        pieces = ceil(len(run) / max_width)
-        size, extra = divmod(len(run), pieces)
-        merged, at = [], 0
-        for piece in range(pieces):
-            members = run[at : at + size + (piece < extra)]
-            at += len(members)
+        merged = []
+        for at, count in even_pieces(len(run), max_width):
+            members = run[at : at + count]
             if len(members) == 1:
                 merged += members
                 continue
@@ -427,11 +431,7 @@ def tap_tiles(
     many of its output columns lie before and after that shared range (its edges)."""
     tiles, edges = [], [(0, 0)] * len(axis.taps)
     for run in runs:
-        pieces = ceil(len(run) / max_width)
-        size, extra = divmod(len(run), pieces)
-        at = 0
-        for piece in range(pieces):
-            width = size + (piece < extra)
+        for at, width in even_pieces(len(run), max_width):
             members = run[at : at + width]
             lo = max(axis.taps[t][0] for t in members)
             hi = max(lo, min(axis.taps[t][0] + axis.taps[t][1] for t in members))
@@ -441,7 +441,6 @@ def tap_tiles(
             for t in members:
                 f, c, _ = axis.taps[t]
                 edges[t] = (lo - f, f + c - hi) if c else (0, 0)
-            at += width
     return tuple(tiles), tuple(edges)
 
 
@@ -488,12 +487,7 @@ def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
     width = ceil(widest / ceil(widest / most))
     chan_block = min(channels, max(1, most // width))
     tiles, edges = tap_tiles(cols, runs, max(1, most // chan_block))
-    pieces = ceil(channels / chan_block)
-    size, extra = divmod(channels, pieces)
-    chan_blocks, at = [], 0
-    for piece in range(pieces):
-        chan_blocks.append((at, size + (piece < extra)))
-        at += size + (piece < extra)
+    chan_blocks = even_pieces(channels, chan_block)
 
     names = {s: sp.Symbol(s) for s in ("n", "g", "l", "c", "r", "t", "i", "ry")}
     at_group = {group: names["g"]} if group is not None else {}
@@ -695,13 +689,11 @@ def plan_rows(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str
     channels = extents[lane]
     per_tile = max(1, ROW_TILE_VECTORS // len(starts)) if len(starts) <= ROW_TILE_VECTORS else 1
     column_groups = [tuple(starts[i : i + ROW_TILE_VECTORS]) for i in range(0, len(starts), ROW_TILE_VECTORS)]
-    pieces = ceil(channels / per_tile)
-    size, extra = divmod(channels, pieces)
-    tiles, at = [], 0
-    for piece in range(pieces):
-        count = size + (piece < extra)
-        tiles += [ir.RowTile(at, count, g, g is column_groups[-1]) for g in column_groups]
-        at += count
+    tiles = [
+        ir.RowTile(at, count, group, group is column_groups[-1])
+        for at, count in even_pieces(channels, per_tile)
+        for group in column_groups
+    ]
     work = nest_work(loops, extents)
     return ir.RowVector(
         kernel=FORMS[form.name],
@@ -828,12 +820,7 @@ def plan_rows_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], cty
         return None  # border columns, added up one at a time, would cost more than the vectors save
     taps_w, channels = extents[t], extents[k]
     per_tile = max(1, ROW_WEIGHT_VECTORS // taps_w)
-    pieces = ceil(channels / per_tile)
-    size, extra = divmod(channels, pieces)
-    k_tiles, at = [], 0
-    for piece in range(pieces):
-        k_tiles.append((at, size + (piece < extra)))
-        at += size + (piece < extra)
+    k_tiles = even_pieces(channels, per_tile)
     element = ELEMENT_BYTES[ctype]
     widest = max(count for _, count in k_tiles)
     if extents[r] * len(starts) * widest * taps_w * lanes * element > ROW_WEIGHT_PARTIAL_BYTES:

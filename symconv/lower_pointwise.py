@@ -21,7 +21,7 @@ plane the same way (stride 1), and the memory steps of every access.
 
 from __future__ import annotations
 
-from math import ceil, prod
+from collections import Counter
 from typing import Mapping
 
 import sympy as sp
@@ -30,7 +30,7 @@ from codegen import ir
 
 from .general import IndexForm
 from .lower import ARRAYS, PARALLEL_MIN_WORK, prune_guards
-from .lower_blocked import ELEMENT_BYTES, FORMS, VECTOR_BYTES, element_step
+from .lower_blocked import ELEMENT_BYTES, FORMS, VECTOR_BYTES, element_step, even_pieces, nest_work
 
 #: Channels per register tile, at most; the tiles of a pass are cut into nearly equal sizes.
 TILE_ROWS = 6
@@ -88,10 +88,9 @@ def plan_pointwise(
         if bias_lane != 1 or bias.indices[0] != lane:
             return None
     channels, summed = extents[lane], extents[reduce]
-    pieces = ceil(channels / TILE_ROWS)
-    size, extra = divmod(channels, pieces)
+    sizes = Counter(count for _, count in even_pieces(channels, TILE_ROWS))  # the longer first
     out_bytes = extents[n] * channels * pixels * ELEMENT_BYTES[ctype]
-    work = prod(extents[loop.var] for loop in loops)
+    work = nest_work(loops, extents)
     return ir.Pointwise(
         kernel=FORMS[form.name],
         lanes=lanes,
@@ -108,10 +107,7 @@ def plan_pointwise(
         weight_lane=a_row,
         weight_chan=a_red,
         bias=bias_lane == 1,
-        big_rows=size + (extra > 0),
-        big_tiles=extra if extra else pieces,
-        small_rows=size if extra else 0,
-        small_tiles=pieces - extra if extra else 0,
+        row_tiles=tuple(sizes.items()),
         vectors=TILE_VECTORS,
         stream=out_bytes >= STREAM_MIN_BYTES and (pixels * ELEMENT_BYTES[ctype]) % VECTOR_BYTES == 0,
         work=work,

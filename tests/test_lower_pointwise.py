@@ -11,7 +11,7 @@ offset in a line) and when they cannot be (any other offset).
 
 from __future__ import annotations
 
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -165,21 +165,12 @@ def test_concurrent_calls_agree() -> None:
     kernel = run(spec, "float32")
     arrays = random_arrays(spec, "float32", seed=9)
     expected = reference_outputs(spec, arrays)
-    results: list[tuple[np.ndarray, np.ndarray]] = []
-    lock = threading.Lock()
 
-    def work() -> None:
-        for _ in range(5):
-            pair = (kernel.forward(arrays["x"], arrays["w"]), kernel.grad_input(arrays["grad_out"], arrays["w"]))
-            with lock:
-                results.append(pair)
+    def work(_: int) -> tuple[np.ndarray, np.ndarray]:
+        return kernel.forward(arrays["x"], arrays["w"]), kernel.grad_input(arrays["grad_out"], arrays["w"])
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 20
+    with ThreadPoolExecutor(max_workers=4) as pool:  # an exception in a call is raised here
+        results = list(pool.map(work, range(20)))
     for out, grad_x in results:
         assert_close(out, expected["out"], "float32", "concurrent out")
         assert_close(grad_x, expected["grad_x"], "float32", "concurrent grad_x")
