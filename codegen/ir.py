@@ -223,9 +223,10 @@ class BlockTile:
     """``width`` output columns from ``out`` on (``out_pixel`` apart) that share their filter
     columns: ``taps`` of them from ``tap`` on; pixel 0 reads column ``read`` at the first.
 
-    With ``spans`` (input-gradient tiles with the summed channels in the lanes only), pixel p
-    takes ``spans[p][1]`` of those filter columns from the ``spans[p][0]``-th on: the borders of
-    a full correlation, where each column is reached by a different number of filter columns.
+    With ``spans``, pixel p takes ``spans[p][1]`` of those filter columns from the
+    ``spans[p][0]``-th on: the borders of a padded layer or of a full correlation, where each
+    column is reached by a different number of filter columns. In a register-tiled plan
+    (``Blocked``) ``read`` may then lie outside the read row: it is where pixel 0 would read.
     """
 
     out: int
@@ -293,9 +294,9 @@ class Blocked:
     out_row: int = 0
 
     @property
-    def shapes(self) -> tuple[tuple[int, int], ...]:
-        """The distinct (width, column taps) of the tiles: one C function each."""
-        return tuple(sorted({(tile.width, tile.taps) for tile in self.tiles}))
+    def shapes(self) -> tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]:
+        """The distinct (width, column taps, spans) of the tiles: one C function each."""
+        return tuple(sorted({(tile.width, tile.taps, tile.spans) for tile in self.tiles}))
 
 
 @dataclass(frozen=True)

@@ -205,220 +205,108 @@ static void lenet_c3_forward_tile_10x5(const float *restrict in, const float *re
         for (ptrdiff_t a = 0; a < rows; ++a) {
             const float *restrict ia = im + a * 14;
             const float *restrict wa = wm + a * 80;
+            if (m + 2 < 6) { /* this row's reads 2 channels on: a plane apart */
+                __builtin_prefetch(ia + 392, 0, 3);
+                __builtin_prefetch(ia + 405, 0, 3);
+            }
+            /* the weights of the whole filter row, then each element of x once, for every
+               (pixel, filter column) that reads it */
+            const forward_vec w0_0 = *(const forward_vec *)(wa + 0);
+            const forward_vec w1_0 = *(const forward_vec *)(wa + 16);
+            const forward_vec w2_0 = *(const forward_vec *)(wa + 32);
+            const forward_vec w3_0 = *(const forward_vec *)(wa + 48);
+            const forward_vec w4_0 = *(const forward_vec *)(wa + 64);
             {
-                const forward_vec w0 = *(const forward_vec *)(wa + 0);
-                {
-                    const float v = ia[0];
-                    a0_0 += w0 * v;
-                }
-                {
-                    const float v = ia[1];
-                    a1_0 += w0 * v;
-                }
-                {
-                    const float v = ia[2];
-                    a2_0 += w0 * v;
-                }
-                {
-                    const float v = ia[3];
-                    a3_0 += w0 * v;
-                }
-                {
-                    const float v = ia[4];
-                    a4_0 += w0 * v;
-                }
-                {
-                    const float v = ia[5];
-                    a5_0 += w0 * v;
-                }
-                {
-                    const float v = ia[6];
-                    a6_0 += w0 * v;
-                }
-                {
-                    const float v = ia[7];
-                    a7_0 += w0 * v;
-                }
-                {
-                    const float v = ia[8];
-                    a8_0 += w0 * v;
-                }
-                {
-                    const float v = ia[9];
-                    a9_0 += w0 * v;
-                }
+                const float v = ia[0];
+                a0_0 += w0_0 * v;
             }
             {
-                const forward_vec w0 = *(const forward_vec *)(wa + 16);
-                {
-                    const float v = ia[1];
-                    a0_0 += w0 * v;
-                }
-                {
-                    const float v = ia[2];
-                    a1_0 += w0 * v;
-                }
-                {
-                    const float v = ia[3];
-                    a2_0 += w0 * v;
-                }
-                {
-                    const float v = ia[4];
-                    a3_0 += w0 * v;
-                }
-                {
-                    const float v = ia[5];
-                    a4_0 += w0 * v;
-                }
-                {
-                    const float v = ia[6];
-                    a5_0 += w0 * v;
-                }
-                {
-                    const float v = ia[7];
-                    a6_0 += w0 * v;
-                }
-                {
-                    const float v = ia[8];
-                    a7_0 += w0 * v;
-                }
-                {
-                    const float v = ia[9];
-                    a8_0 += w0 * v;
-                }
-                {
-                    const float v = ia[10];
-                    a9_0 += w0 * v;
-                }
+                const float v = ia[1];
+                a1_0 += w0_0 * v;
+                a0_0 += w1_0 * v;
             }
             {
-                const forward_vec w0 = *(const forward_vec *)(wa + 32);
-                {
-                    const float v = ia[2];
-                    a0_0 += w0 * v;
-                }
-                {
-                    const float v = ia[3];
-                    a1_0 += w0 * v;
-                }
-                {
-                    const float v = ia[4];
-                    a2_0 += w0 * v;
-                }
-                {
-                    const float v = ia[5];
-                    a3_0 += w0 * v;
-                }
-                {
-                    const float v = ia[6];
-                    a4_0 += w0 * v;
-                }
-                {
-                    const float v = ia[7];
-                    a5_0 += w0 * v;
-                }
-                {
-                    const float v = ia[8];
-                    a6_0 += w0 * v;
-                }
-                {
-                    const float v = ia[9];
-                    a7_0 += w0 * v;
-                }
-                {
-                    const float v = ia[10];
-                    a8_0 += w0 * v;
-                }
-                {
-                    const float v = ia[11];
-                    a9_0 += w0 * v;
-                }
+                const float v = ia[2];
+                a2_0 += w0_0 * v;
+                a1_0 += w1_0 * v;
+                a0_0 += w2_0 * v;
             }
             {
-                const forward_vec w0 = *(const forward_vec *)(wa + 48);
-                {
-                    const float v = ia[3];
-                    a0_0 += w0 * v;
-                }
-                {
-                    const float v = ia[4];
-                    a1_0 += w0 * v;
-                }
-                {
-                    const float v = ia[5];
-                    a2_0 += w0 * v;
-                }
-                {
-                    const float v = ia[6];
-                    a3_0 += w0 * v;
-                }
-                {
-                    const float v = ia[7];
-                    a4_0 += w0 * v;
-                }
-                {
-                    const float v = ia[8];
-                    a5_0 += w0 * v;
-                }
-                {
-                    const float v = ia[9];
-                    a6_0 += w0 * v;
-                }
-                {
-                    const float v = ia[10];
-                    a7_0 += w0 * v;
-                }
-                {
-                    const float v = ia[11];
-                    a8_0 += w0 * v;
-                }
-                {
-                    const float v = ia[12];
-                    a9_0 += w0 * v;
-                }
+                const float v = ia[3];
+                a3_0 += w0_0 * v;
+                a2_0 += w1_0 * v;
+                a1_0 += w2_0 * v;
+                a0_0 += w3_0 * v;
             }
             {
-                const forward_vec w0 = *(const forward_vec *)(wa + 64);
-                {
-                    const float v = ia[4];
-                    a0_0 += w0 * v;
-                }
-                {
-                    const float v = ia[5];
-                    a1_0 += w0 * v;
-                }
-                {
-                    const float v = ia[6];
-                    a2_0 += w0 * v;
-                }
-                {
-                    const float v = ia[7];
-                    a3_0 += w0 * v;
-                }
-                {
-                    const float v = ia[8];
-                    a4_0 += w0 * v;
-                }
-                {
-                    const float v = ia[9];
-                    a5_0 += w0 * v;
-                }
-                {
-                    const float v = ia[10];
-                    a6_0 += w0 * v;
-                }
-                {
-                    const float v = ia[11];
-                    a7_0 += w0 * v;
-                }
-                {
-                    const float v = ia[12];
-                    a8_0 += w0 * v;
-                }
-                {
-                    const float v = ia[13];
-                    a9_0 += w0 * v;
-                }
+                const float v = ia[4];
+                a4_0 += w0_0 * v;
+                a3_0 += w1_0 * v;
+                a2_0 += w2_0 * v;
+                a1_0 += w3_0 * v;
+                a0_0 += w4_0 * v;
+            }
+            {
+                const float v = ia[5];
+                a5_0 += w0_0 * v;
+                a4_0 += w1_0 * v;
+                a3_0 += w2_0 * v;
+                a2_0 += w3_0 * v;
+                a1_0 += w4_0 * v;
+            }
+            {
+                const float v = ia[6];
+                a6_0 += w0_0 * v;
+                a5_0 += w1_0 * v;
+                a4_0 += w2_0 * v;
+                a3_0 += w3_0 * v;
+                a2_0 += w4_0 * v;
+            }
+            {
+                const float v = ia[7];
+                a7_0 += w0_0 * v;
+                a6_0 += w1_0 * v;
+                a5_0 += w2_0 * v;
+                a4_0 += w3_0 * v;
+                a3_0 += w4_0 * v;
+            }
+            {
+                const float v = ia[8];
+                a8_0 += w0_0 * v;
+                a7_0 += w1_0 * v;
+                a6_0 += w2_0 * v;
+                a5_0 += w3_0 * v;
+                a4_0 += w4_0 * v;
+            }
+            {
+                const float v = ia[9];
+                a9_0 += w0_0 * v;
+                a8_0 += w1_0 * v;
+                a7_0 += w2_0 * v;
+                a6_0 += w3_0 * v;
+                a5_0 += w4_0 * v;
+            }
+            {
+                const float v = ia[10];
+                a9_0 += w1_0 * v;
+                a8_0 += w2_0 * v;
+                a7_0 += w3_0 * v;
+                a6_0 += w4_0 * v;
+            }
+            {
+                const float v = ia[11];
+                a9_0 += w2_0 * v;
+                a8_0 += w3_0 * v;
+                a7_0 += w4_0 * v;
+            }
+            {
+                const float v = ia[12];
+                a9_0 += w3_0 * v;
+                a8_0 += w4_0 * v;
+            }
+            {
+                const float v = ia[13];
+                a9_0 += w4_0 * v;
             }
         }
     }

@@ -265,6 +265,77 @@ def test_ragged_tiles_merge_only_columns_that_line_up() -> None:
     assert ragged_tiles(tuple(left), axis, max_width=1) == tuple(left)
 
 
+#: Padded layers whose border columns are reached by fewer filter columns than the inside ones:
+#: 3x3 padding 1; dilation 2 with two border columns a side; asymmetric padding; stride 2 (the
+#: input gradient in residue classes); a row narrower than one tile; float64's 8 lanes.
+PADDED = [
+    (ConvSpec(input=(2, 16, 5, 23), weight=(32, 16, 3, 3), padding=1, bias=True), "float32"),
+    (ConvSpec(input=(1, 16, 6, 25), weight=(32, 16, 3, 3), padding=2, dilation=2), "float32"),
+    (ConvSpec(input=(1, 16, 4, 21), weight=(16, 16, 3, 4), padding=((1, 0), (3, 1))), "float32"),
+    (ConvSpec(input=(2, 32, 7, 27), weight=(32, 32, 3, 3), stride=2, padding=1), "float32"),
+    (ConvSpec(input=(1, 16, 3, 4), weight=(16, 16, 3, 3), padding=1, bias=True), "float32"),
+    (ConvSpec(input=(1, 16, 5, 19), weight=(16, 16, 3, 3), padding=1), "float64"),
+]
+
+
+def _forward_columns(spec: ConvSpec) -> list[tuple[int, int, int]]:
+    """Per output column of the forward pass, from the convolution's arithmetic alone: its first
+    valid filter column, how many there are, and the input column read at the first."""
+    (_, width), (_, taps), (_, stride), ((_, _), (left, _)), (_, dilation) = (
+        spec.input[2:], spec.weight[2:], spec.stride, spec.padding, spec.dilation)
+    columns = []
+    for x in range(spec.output[-1]):
+        valid = [t for t in range(taps) if 0 <= x * stride - left + t * dilation < width]
+        columns.append((valid[0], len(valid), x * stride - left + valid[0] * dilation) if valid else (0, 0, 0))
+    return columns
+
+
+@pytest.mark.parametrize("spec, dtype", PADDED, ids=lambda v: v.describe().split(" →")[0] if isinstance(v, ConvSpec) else v)
+def test_border_columns_of_a_padded_layer_share_tiles(spec: ConvSpec, dtype: str) -> None:
+    """No output column is a tile of its own next to a wider one: the border columns join their
+    neighbours, each pixel with its own filter columns. Every forward tile's pixels take exactly
+    the filter columns that the convolution's arithmetic gives them and read where it says; both
+    passes cover each output column once; all results match the oracle, also compiled portably."""
+    plans = {p.kernel: p for p in lower(spec, dtype).blocked if isinstance(p, ir.Blocked)}
+    assert set(plans) == {"forward", "grad_input"}
+    for plan in plans.values():
+        covered = sorted(tile.out + p * plan.out_pixel for tile in plan.tiles for p in range(tile.width))
+        assert covered == list(range(spec.output[-1] if plan.kernel == "forward" else spec.input[-1]))
+    forward = plans["forward"]
+    assert any(tile.spans for tile in forward.tiles)
+    assert not any(tile.width == 1 for tile in forward.tiles) or len(forward.tiles) == 1
+    expected = _forward_columns(spec)
+    for tile in forward.tiles:
+        for p in range(tile.width):
+            first, count = tile.spans[p] if tile.spans else (0, tile.taps)
+            tap = tile.tap + first * forward.tap_step_w
+            read = tile.read + p * forward.read_pixel + first * forward.read_tap_col
+            assert (tap, count, read) == expected[tile.out + p], (tile, p)
+    check_built(spec, dtype, seed=5)
+    check_portable(spec, dtype)
+
+
+def test_bordered_tiles_recut_runs_that_line_up() -> None:
+    """Synthetic tiles of a stride-1 padded row (each column reads one further, each later tap
+    one further): a border column, a wide tile and the other border become one run cut into
+    nearly equal pieces, pixels keeping their own taps; a tile reading elsewhere, a gap and a
+    tile no filter column reaches end the run."""
+    from symconv.lower_blocked import Axis, bordered_tiles
+
+    axis = Axis(taps=(), tap_step=1, read_step=1, pixel_step=1, pixel_read=1)
+    row = (ir.BlockTile(0, 0, 1, 2, 1), ir.BlockTile(1, 0, 0, 3, 6), ir.BlockTile(7, 6, 0, 2, 1))
+    cut = bordered_tiles(row, axis, max_width=4)
+    assert [(t.out, t.read, t.tap, t.taps, t.width, t.spans) for t in cut] == [
+        (0, -1, 0, 3, 4, ((1, 2), (0, 3), (0, 3), (0, 3))),
+        (4, 3, 0, 3, 4, ((0, 3), (0, 3), (0, 3), (0, 2))),
+    ]
+    inside = bordered_tiles(row, axis, max_width=3)
+    assert [(t.out, t.width, t.spans) for t in inside][1] == (3, 3, ())  # uniform pieces stay plain
+    broken = (ir.BlockTile(0, 0, 1, 2, 1), ir.BlockTile(1, 5, 0, 3, 2), ir.BlockTile(4, 3, 0, 3, 1),
+              ir.BlockTile(5, 0, 0, 0, 1))
+    assert bordered_tiles(broken, axis, max_width=4) == broken
+
+
 def test_weight_gradient_in_several_passes_over_the_batch() -> None:
     """The weight gradient walks the batch a few images at a time, adding each pass to grad_w:
     a layer whose batch takes two passes, the last one shorter, against the oracle."""
