@@ -211,6 +211,16 @@ class BlasThreads:
         if self._setter is not None:
             self._setter(n)
 
+    #: After a call, OpenBLAS's worker threads keep spinning for a while, each on a core. Measured
+    #: here (cifar_3x3 input gradient on 2 threads, 1.8-1.9 ms alone): the calls in the first
+    #: ~0.1 s after a 2-thread matmul took 6-14 ms; after a 0.1 s pause, the usual time.
+    SPIN_S = 0.25
+
+    def settle(self) -> None:
+        """Wait until the worker threads of the last BLAS call have stopped spinning, so that
+        they do not share the cores with whatever is measured next."""
+        time.sleep(self.SPIN_S)
+
 
 # -- timing ----------------------------------------------------------------------------------------
 
@@ -426,6 +436,8 @@ class Runner:
                         row[library] = {"status": "error", "note": build_error}
                     elif fn is not None:
                         row[library] = self.measure(library, fn, case, row)
+                        if library == "numpy":
+                            self.blas.settle()
                 self.rows.append(row)
                 log(f"  {threads} thr {PASS_LABELS[pass_name]:<21} " + summary_line(row))
 
