@@ -9,7 +9,9 @@ is the innermost loop (a label and the backward jump to it) that holds multiply-
 row-vectorised passes (the kernel function itself, and the weight gradient's ``*_task_*``). Printed per
 function: the multiply-adds on full-width vector registers in that loop (zmm on AVX-512, else ymm
 or xmm), and the vector loads/stores between registers and the stack inside it (spills: each one
-is memory traffic the register tile was meant to avoid). A diagnostic, not a test: it asserts
+is memory traffic the register tile was meant to avoid) and the copies from one vector register
+to another (the compiler shuffling accumulators: each takes an execution port the multiply-adds
+need). A diagnostic, not a test: it asserts
 nothing and its output depends on the compiler and the CPU.
 """
 
@@ -39,6 +41,7 @@ LABEL = re.compile(r"^(\.L\w+):\s*$")
 JUMP = re.compile(r"^\s+j\w+\s+(\.L\w+)\s*$")
 FMA = re.compile(r"\bvf(n)?m(add|sub)\w*\s")
 STACK = re.compile(r"\((%rsp|%rbp)(,[^)]*)?\)")
+COPY = re.compile(r"^\s+vmov\w*\s+%([xyz]mm)\d+, %\1\d+\s*$")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class LoopReport:
     register: str  # the widest vector register the loop's multiply-adds use
     fmas: int  # multiply-adds in the hot loop
     spills: int  # vector register <-> stack moves in the hot loop
+    moves: int  # vector register -> register copies in the hot loop
     lines: int  # instructions in the hot loop
 
 
@@ -104,8 +108,9 @@ def inspect(name: str, lines: Sequence[str]) -> LoopReport:
     wide = [line for line in fmas if f"%{register}" in line]
     spills = [line for line in loop if f"%{register}" in line and STACK.search(line) and not FMA.search(line)]
     spills += [line for line in wide if STACK.search(line)]  # a multiply-add reading a spilled sum
+    copies = [line for line in loop if COPY.match(line) and f"%{register}" in line]
     instructions = [line for line in loop if line.startswith("\t") and not line.lstrip().startswith(".")]
-    return LoopReport(name, register, len(wide), len(spills), len(instructions))
+    return LoopReport(name, register, len(wide), len(spills), len(copies), len(instructions))
 
 
 def compile_to_assembly(source: str) -> str:
@@ -146,15 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"--shapes must be among {sorted(SHAPES)}, but got {unknown}")
     print(f"flags: {' '.join(toolchain().flags)}\n")
-    print("| shape | tile function | vector | FMAs in hot loop | spills in hot loop | instructions |")
-    print("|:--|:--|:--|--:|--:|--:|")
+    print("| shape | tile function | vector | FMAs in hot loop | spills | register copies | instructions |")
+    print("|:--|:--|:--|--:|--:|--:|--:|")
     for name in names:
         reports = report_shape(name, args.dtype)
         if not reports:
-            print(f"| {name} | (no tiled pass) | | | | |")
+            print(f"| {name} | (no tiled pass) | | | | | |")
         for r in reports:
             short = r.function.split("_f32_")[-1].split("_f64_")[-1]
-            print(f"| {name} | {short} | {r.register} | {r.fmas} | {r.spills} | {r.lines} |")
+            print(f"| {name} | {short} | {r.register} | {r.fmas} | {r.spills} | {r.moves} | {r.lines} |")
     return 0
 
 
