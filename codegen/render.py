@@ -302,9 +302,9 @@ def by_element(width: int, taps: int, tap_col: int, pixel: int,
     Every accumulator still takes its filter columns in ascending order, so the sums are the same,
     bit for bit, as column by column. Why group: taken column by column, the compiler keeps each
     element for the next column's terms anyway, and with those extra live registers it shuffles
-    accumulators between registers — moves that compete with the multiply-adds for the same
-    execution ports (3x3 forward tile of resnet_3x3_56, one thread: 21 moves per 54
-    multiply-adds, 176 GFLOP/s; grouped: 1 move, 187-196 GFLOP/s)."""
+    accumulators between registers (the 3x3 forward tile of resnet_3x3_56 run alone on one
+    thread: 21 register copies per 54 multiply-adds and 176 GFLOP/s; grouped: 1 copy and
+    187-196 GFLOP/s, the same sums)."""
     groups: dict[int, list[tuple[int, int]]] = {}
     for c in range(taps):
         for px in range(width):
@@ -375,9 +375,7 @@ def blocked_context(plan: Blocked, vector_bytes: int = 64) -> dict[str, Any]:
         "prefetch_chans": PREFETCH_CHANNELS,
         # where each tile's pointer into the read array points: the first element it reads
         "tile_reads": [
-            tile.read + (by_element(tile.width, tile.taps, plan.read_tap_col, plan.read_pixel, tile.spans)[0]
-                         if not rolled(plan, tile.taps) else 0)
-            for tile in plan.tiles
+            tile.read + by_elements.get((tile.width, tile.taps, tile.spans), (0, []))[0] for tile in plan.tiles
         ],
         "min_chains": MIN_CHAINS,
         "element_bytes": element,
