@@ -135,3 +135,25 @@ def test_a_busy_second_core_is_flagged():
     warning = suite.contention_warning(busy)
     assert warning and "1.05×" in warning and "unreliable" in warning
     assert suite.contention_warning({"peak": {"start": {}, "end": {}}}) is None  # no probe, no claim
+
+
+def test_asm_check_counts_multiply_adds_spills_and_register_copies():
+    """A hand-written loop: two zmm multiply-adds (one reading a spilled sum), a store to the
+    stack, one register-to-register copy; the loads from memory are neither spills nor copies."""
+    asm_check = _load("asm_check")
+    assembly = "\n".join([
+        "tile:",
+        "\tvmovaps\t%zmm7, %zmm8",  # outside the loop: not counted
+        ".L3:",
+        "\tvbroadcastss\t(%rax), %zmm1",
+        "\tvfmadd231ps\t%zmm0, %zmm1, %zmm2",
+        "\tvmovaps\t%zmm2, %zmm3",
+        "\tvmovaps\t%zmm4, 64(%rsp)",
+        "\tvmovaps\t64(%rdx), %zmm6",
+        "\tvfmadd231ps\t(%rsp), %zmm1, %zmm5",
+        "\taddq\t$4, %rax",
+        "\tjne\t.L3",
+        "\tret",
+    ])
+    report = asm_check.inspect("tile", asm_check.functions(assembly)["tile"])
+    assert (report.register, report.fmas, report.spills, report.moves, report.lines) == ("zmm", 2, 2, 1, 8)
