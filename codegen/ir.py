@@ -225,8 +225,8 @@ class BlockTile:
 
     With ``spans``, pixel p takes ``spans[p][1]`` of those filter columns from the
     ``spans[p][0]``-th on: the borders of a padded layer or of a full correlation, where each
-    column is reached by a different number of filter columns. In a register-tiled plan
-    (``Blocked``) ``read`` may then lie outside the read row: it is where pixel 0 would read.
+    column is reached by a different number of filter columns. ``read`` may then lie outside
+    the read row: it is where pixel 0 would read at the tile's first tap.
     """
 
     out: int

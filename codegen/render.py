@@ -471,6 +471,9 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
     """The numbers ``blocked_reduce.c.j2`` needs besides the plan: packed strides, rows."""
     g_block = plan.grad_h * plan.grad_w * plan.lanes
     w_tap = plan.blocks * plan.lanes  # one filter tap of one input channel in the packed W
+    ragged = {
+        shape: by_element(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes if shape[2]
+    }
     return {
         **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
         "shapes": plan.shapes,
@@ -493,6 +496,12 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
             for width, _, _ in plan.shapes
         },
         "tile_names": {shape: tile_name(*shape) for shape in plan.shapes},
+        # tiles whose pixels take their own filter columns: each term's G column, counted from
+        # the first one the tile reads (where its pointer points)
+        "term_columns": {shape: {term: offset for offset, terms in groups for term in terms}
+                         for shape, (_, groups) in ragged.items()},
+        "tile_reads": [tile.read + ragged[(tile.width, tile.taps, tile.spans)][0] if tile.spans else tile.read
+                       for tile in plan.tiles],
         "mask_type": {4: "int", 8: "long long"}[vector_bytes // plan.lanes],
         "row_lines": row_lines(plan.rows),
     }

@@ -504,107 +504,6 @@ typedef int grad_input_mask __attribute__((vector_size(64)));
 #endif
 
 /* 2 pixel(s) x 6 input channels, 2 filter column(s) per filter row, each pixel taking
-   its own run of them (0-0, 0-1): border columns of a full correlation. */
-static void lenet_c3_grad_input_tile_2x2_s01_02(const float *restrict gp, const float *restrict wp,
-    float *restrict out, ptrdiff_t rows)
-{
-    grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
-    grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
-    for (ptrdiff_t a = 0; a < rows; ++a) {
-        { /* filter column 0, taken by pixel(s) 0 1 */
-            const float *restrict gc = gp + a * -160 + 0;
-            const float *restrict wc = wp + a * 80 + 0;
-#pragma GCC unroll 1
-            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
-                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
-                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
-                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
-                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
-                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
-                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
-                    a0_0 += g * w0;
-                    a0_1 += g * w1;
-                    a0_2 += g * w2;
-                    a0_3 += g * w3;
-                    a0_4 += g * w4;
-                    a0_5 += g * w5;
-                }
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
-                    a1_0 += g * w0;
-                    a1_1 += g * w1;
-                    a1_2 += g * w2;
-                    a1_3 += g * w3;
-                    a1_4 += g * w4;
-                    a1_5 += g * w5;
-                }
-            }
-        }
-        { /* filter column 1, taken by pixel(s) 1 */
-            const float *restrict gc = gp + a * -160 + -16;
-            const float *restrict wc = wp + a * 80 + 16;
-#pragma GCC unroll 1
-            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
-                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
-                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
-                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
-                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
-                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
-                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
-                    a1_0 += g * w0;
-                    a1_1 += g * w1;
-                    a1_2 += g * w2;
-                    a1_3 += g * w3;
-                    a1_4 += g * w4;
-                    a1_5 += g * w5;
-                }
-            }
-        }
-    }
-    /* the lanes of every accumulator added up: halves onto halves, two vectors at a time */
-    const grad_input_vec s0 = PICK(a0_0, a0_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a0_0, a0_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s1 = PICK(a0_2, a0_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a0_2, a0_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s2 = PICK(a0_4, a0_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a0_4, a0_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s3 = PICK(a1_0, a1_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a1_0, a1_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s4 = PICK(a1_2, a1_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a1_2, a1_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s5 = PICK(a1_4, a1_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a1_4, a1_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s6 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
-        + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-    const grad_input_vec s7 = PICK(s2, s3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
-        + PICK(s2, s3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-    const grad_input_vec s8 = PICK(s4, s5, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
-        + PICK(s4, s5, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-    const grad_input_vec s9 = PICK(s6, s7, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
-        + PICK(s6, s7, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
-    const grad_input_vec s10 = PICK(s8, s8, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
-        + PICK(s8, s8, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
-    const grad_input_vec s11 = PICK(s9, s10, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-        + PICK(s9, s10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    out[0] = s11[0];
-    out[196] = s11[1];
-    out[392] = s11[2];
-    out[588] = s11[3];
-    out[784] = s11[4];
-    out[980] = s11[5];
-    out[1] = s11[6];
-    out[197] = s11[7];
-    out[393] = s11[8];
-    out[589] = s11[9];
-    out[785] = s11[10];
-    out[981] = s11[11];
-}
-
-/* 2 pixel(s) x 6 input channels, 2 filter column(s) per filter row, each pixel taking
    its own run of them (0-1, 1-1): border columns of a full correlation. */
 static void lenet_c3_grad_input_tile_2x2_s02_11(const float *restrict gp, const float *restrict wp,
     float *restrict out, ptrdiff_t rows)
@@ -613,7 +512,7 @@ static void lenet_c3_grad_input_tile_2x2_s02_11(const float *restrict gp, const 
     grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
     for (ptrdiff_t a = 0; a < rows; ++a) {
         { /* filter column 0, taken by pixel(s) 0 */
-            const float *restrict gc = gp + a * -160 + 0;
+            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 0;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -624,7 +523,7 @@ static void lenet_c3_grad_input_tile_2x2_s02_11(const float *restrict gp, const 
                 const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
                 const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
                 {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 16);
                     a0_0 += g * w0;
                     a0_1 += g * w1;
                     a0_2 += g * w2;
@@ -635,7 +534,7 @@ static void lenet_c3_grad_input_tile_2x2_s02_11(const float *restrict gp, const 
             }
         }
         { /* filter column 1, taken by pixel(s) 0 1 */
-            const float *restrict gc = gp + a * -160 + -16;
+            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 16;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -646,7 +545,7 @@ static void lenet_c3_grad_input_tile_2x2_s02_11(const float *restrict gp, const 
                 const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
                 const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
                 {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 0);
                     a0_0 += g * w0;
                     a0_1 += g * w1;
                     a0_2 += g * w2;
@@ -655,7 +554,7 @@ static void lenet_c3_grad_input_tile_2x2_s02_11(const float *restrict gp, const 
                     a0_5 += g * w5;
                 }
                 {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 16);
                     a1_0 += g * w0;
                     a1_1 += g * w1;
                     a1_2 += g * w2;
@@ -705,16 +604,17 @@ static void lenet_c3_grad_input_tile_2x2_s02_11(const float *restrict gp, const 
     out[981] = s11[11];
 }
 
-/* 2 pixel(s) x 6 input channels, 4 filter column(s) per filter row, each pixel taking
-   its own run of them (0-2, 0-3): border columns of a full correlation. */
-static void lenet_c3_grad_input_tile_2x4_s03_04(const float *restrict gp, const float *restrict wp,
+/* 3 pixel(s) x 6 input channels, 3 filter column(s) per filter row, each pixel taking
+   its own run of them (0-0, 0-1, 0-2): border columns of a full correlation. */
+static void lenet_c3_grad_input_tile_3x3_s01_02_03(const float *restrict gp, const float *restrict wp,
     float *restrict out, ptrdiff_t rows)
 {
     grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
     grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
+    grad_input_vec a2_0 = (grad_input_vec){0}, a2_1 = (grad_input_vec){0}, a2_2 = (grad_input_vec){0}, a2_3 = (grad_input_vec){0}, a2_4 = (grad_input_vec){0}, a2_5 = (grad_input_vec){0};
     for (ptrdiff_t a = 0; a < rows; ++a) {
-        { /* filter column 0, taken by pixel(s) 0 1 */
-            const float *restrict gc = gp + a * -160 + 0;
+        { /* filter column 0, taken by pixel(s) 0 1 2 */
+            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 0;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -725,7 +625,7 @@ static void lenet_c3_grad_input_tile_2x4_s03_04(const float *restrict gp, const 
                 const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
                 const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
                 {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 0);
                     a0_0 += g * w0;
                     a0_1 += g * w1;
                     a0_2 += g * w2;
@@ -734,7 +634,7 @@ static void lenet_c3_grad_input_tile_2x4_s03_04(const float *restrict gp, const 
                     a0_5 += g * w5;
                 }
                 {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 16);
                     a1_0 += g * w0;
                     a1_1 += g * w1;
                     a1_2 += g * w2;
@@ -742,10 +642,19 @@ static void lenet_c3_grad_input_tile_2x4_s03_04(const float *restrict gp, const 
                     a1_4 += g * w4;
                     a1_5 += g * w5;
                 }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 32);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
             }
         }
-        { /* filter column 1, taken by pixel(s) 0 1 */
-            const float *restrict gc = gp + a * -160 + -16;
+        { /* filter column 1, taken by pixel(s) 1 2 */
+            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 16;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -756,16 +665,7 @@ static void lenet_c3_grad_input_tile_2x4_s03_04(const float *restrict gp, const 
                 const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
                 const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
                 {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
-                    a0_0 += g * w0;
-                    a0_1 += g * w1;
-                    a0_2 += g * w2;
-                    a0_3 += g * w3;
-                    a0_4 += g * w4;
-                    a0_5 += g * w5;
-                }
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 0);
                     a1_0 += g * w0;
                     a1_1 += g * w1;
                     a1_2 += g * w2;
@@ -773,10 +673,19 @@ static void lenet_c3_grad_input_tile_2x4_s03_04(const float *restrict gp, const 
                     a1_4 += g * w4;
                     a1_5 += g * w5;
                 }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 16);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
             }
         }
-        { /* filter column 2, taken by pixel(s) 0 1 */
-            const float *restrict gc = gp + a * -160 + -32;
+        { /* filter column 2, taken by pixel(s) 2 */
+            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 32;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -787,44 +696,13 @@ static void lenet_c3_grad_input_tile_2x4_s03_04(const float *restrict gp, const 
                 const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
                 const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
                 {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
-                    a0_0 += g * w0;
-                    a0_1 += g * w1;
-                    a0_2 += g * w2;
-                    a0_3 += g * w3;
-                    a0_4 += g * w4;
-                    a0_5 += g * w5;
-                }
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
-                    a1_0 += g * w0;
-                    a1_1 += g * w1;
-                    a1_2 += g * w2;
-                    a1_3 += g * w3;
-                    a1_4 += g * w4;
-                    a1_5 += g * w5;
-                }
-            }
-        }
-        { /* filter column 3, taken by pixel(s) 1 */
-            const float *restrict gc = gp + a * -160 + -48;
-            const float *restrict wc = wp + a * 80 + 48;
-#pragma GCC unroll 1
-            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
-                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
-                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
-                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
-                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
-                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
-                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
-                    a1_0 += g * w0;
-                    a1_1 += g * w1;
-                    a1_2 += g * w2;
-                    a1_3 += g * w3;
-                    a1_4 += g * w4;
-                    a1_5 += g * w5;
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 0);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
                 }
             }
         }
@@ -842,193 +720,50 @@ static void lenet_c3_grad_input_tile_2x4_s03_04(const float *restrict gp, const 
         + PICK(a1_2, a1_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
     const grad_input_vec s5 = PICK(a1_4, a1_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
         + PICK(a1_4, a1_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s6 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+    const grad_input_vec s6 = PICK(a2_0, a2_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_0, a2_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s7 = PICK(a2_2, a2_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_2, a2_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s8 = PICK(a2_4, a2_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_4, a2_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s9 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
         + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-    const grad_input_vec s7 = PICK(s2, s3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+    const grad_input_vec s10 = PICK(s2, s3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
         + PICK(s2, s3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-    const grad_input_vec s8 = PICK(s4, s5, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+    const grad_input_vec s11 = PICK(s4, s5, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
         + PICK(s4, s5, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-    const grad_input_vec s9 = PICK(s6, s7, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
-        + PICK(s6, s7, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
-    const grad_input_vec s10 = PICK(s8, s8, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
-        + PICK(s8, s8, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
-    const grad_input_vec s11 = PICK(s9, s10, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-        + PICK(s9, s10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    out[0] = s11[0];
-    out[196] = s11[1];
-    out[392] = s11[2];
-    out[588] = s11[3];
-    out[784] = s11[4];
-    out[980] = s11[5];
-    out[1] = s11[6];
-    out[197] = s11[7];
-    out[393] = s11[8];
-    out[589] = s11[9];
-    out[785] = s11[10];
-    out[981] = s11[11];
-}
-
-/* 2 pixel(s) x 6 input channels, 4 filter column(s) per filter row, each pixel taking
-   its own run of them (0-3, 1-3): border columns of a full correlation. */
-static void lenet_c3_grad_input_tile_2x4_s04_13(const float *restrict gp, const float *restrict wp,
-    float *restrict out, ptrdiff_t rows)
-{
-    grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
-    grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
-    for (ptrdiff_t a = 0; a < rows; ++a) {
-        { /* filter column 0, taken by pixel(s) 0 */
-            const float *restrict gc = gp + a * -160 + 0;
-            const float *restrict wc = wp + a * 80 + 0;
-#pragma GCC unroll 1
-            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
-                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
-                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
-                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
-                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
-                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
-                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
-                    a0_0 += g * w0;
-                    a0_1 += g * w1;
-                    a0_2 += g * w2;
-                    a0_3 += g * w3;
-                    a0_4 += g * w4;
-                    a0_5 += g * w5;
-                }
-            }
-        }
-        { /* filter column 1, taken by pixel(s) 0 1 */
-            const float *restrict gc = gp + a * -160 + -16;
-            const float *restrict wc = wp + a * 80 + 16;
-#pragma GCC unroll 1
-            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
-                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
-                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
-                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
-                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
-                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
-                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
-                    a0_0 += g * w0;
-                    a0_1 += g * w1;
-                    a0_2 += g * w2;
-                    a0_3 += g * w3;
-                    a0_4 += g * w4;
-                    a0_5 += g * w5;
-                }
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
-                    a1_0 += g * w0;
-                    a1_1 += g * w1;
-                    a1_2 += g * w2;
-                    a1_3 += g * w3;
-                    a1_4 += g * w4;
-                    a1_5 += g * w5;
-                }
-            }
-        }
-        { /* filter column 2, taken by pixel(s) 0 1 */
-            const float *restrict gc = gp + a * -160 + -32;
-            const float *restrict wc = wp + a * 80 + 32;
-#pragma GCC unroll 1
-            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
-                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
-                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
-                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
-                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
-                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
-                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
-                    a0_0 += g * w0;
-                    a0_1 += g * w1;
-                    a0_2 += g * w2;
-                    a0_3 += g * w3;
-                    a0_4 += g * w4;
-                    a0_5 += g * w5;
-                }
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
-                    a1_0 += g * w0;
-                    a1_1 += g * w1;
-                    a1_2 += g * w2;
-                    a1_3 += g * w3;
-                    a1_4 += g * w4;
-                    a1_5 += g * w5;
-                }
-            }
-        }
-        { /* filter column 3, taken by pixel(s) 0 1 */
-            const float *restrict gc = gp + a * -160 + -48;
-            const float *restrict wc = wp + a * 80 + 48;
-#pragma GCC unroll 1
-            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
-                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
-                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
-                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
-                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
-                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
-                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 0);
-                    a0_0 += g * w0;
-                    a0_1 += g * w1;
-                    a0_2 += g * w2;
-                    a0_3 += g * w3;
-                    a0_4 += g * w4;
-                    a0_5 += g * w5;
-                }
-                {
-                    const grad_input_vec g = *(const grad_input_vec *)(gc + kb * 1600 + 16);
-                    a1_0 += g * w0;
-                    a1_1 += g * w1;
-                    a1_2 += g * w2;
-                    a1_3 += g * w3;
-                    a1_4 += g * w4;
-                    a1_5 += g * w5;
-                }
-            }
-        }
-    }
-    /* the lanes of every accumulator added up: halves onto halves, two vectors at a time */
-    const grad_input_vec s0 = PICK(a0_0, a0_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a0_0, a0_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s1 = PICK(a0_2, a0_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a0_2, a0_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s2 = PICK(a0_4, a0_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a0_4, a0_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s3 = PICK(a1_0, a1_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a1_0, a1_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s4 = PICK(a1_2, a1_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a1_2, a1_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s5 = PICK(a1_4, a1_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
-        + PICK(a1_4, a1_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
-    const grad_input_vec s6 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
-        + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-    const grad_input_vec s7 = PICK(s2, s3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
-        + PICK(s2, s3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-    const grad_input_vec s8 = PICK(s4, s5, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
-        + PICK(s4, s5, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-    const grad_input_vec s9 = PICK(s6, s7, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
-        + PICK(s6, s7, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
-    const grad_input_vec s10 = PICK(s8, s8, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
-        + PICK(s8, s8, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
-    const grad_input_vec s11 = PICK(s9, s10, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
-        + PICK(s9, s10, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    out[0] = s11[0];
-    out[196] = s11[1];
-    out[392] = s11[2];
-    out[588] = s11[3];
-    out[784] = s11[4];
-    out[980] = s11[5];
-    out[1] = s11[6];
-    out[197] = s11[7];
-    out[393] = s11[8];
-    out[589] = s11[9];
-    out[785] = s11[10];
-    out[981] = s11[11];
+    const grad_input_vec s12 = PICK(s6, s7, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s6, s7, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s13 = PICK(s8, s8, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s8, s8, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s14 = PICK(s9, s10, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s9, s10, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s15 = PICK(s11, s12, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s11, s12, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s16 = PICK(s13, s13, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s13, s13, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s17 = PICK(s14, s15, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s14, s15, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const grad_input_vec s18 = PICK(s16, s16, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s16, s16, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    out[0] = s17[0];
+    out[196] = s17[1];
+    out[392] = s17[2];
+    out[588] = s17[3];
+    out[784] = s17[4];
+    out[980] = s17[5];
+    out[1] = s17[6];
+    out[197] = s17[7];
+    out[393] = s17[8];
+    out[589] = s17[9];
+    out[785] = s17[10];
+    out[981] = s17[11];
+    out[2] = s17[12];
+    out[198] = s17[13];
+    out[394] = s17[14];
+    out[590] = s17[15];
+    out[786] = s18[0];
+    out[982] = s18[1];
 }
 
 /* 3 pixel(s) x 6 input channels, 5 filter column(s) per filter row. */
@@ -1072,6 +807,508 @@ static void lenet_c3_grad_input_tile_3x5(const float *restrict gp, const float *
                 a2_3 += g2 * w3;
                 a2_4 += g2 * w4;
                 a2_5 += g2 * w5;
+            }
+        }
+    }
+    /* the lanes of every accumulator added up: halves onto halves, two vectors at a time */
+    const grad_input_vec s0 = PICK(a0_0, a0_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_0, a0_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s1 = PICK(a0_2, a0_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_2, a0_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s2 = PICK(a0_4, a0_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_4, a0_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s3 = PICK(a1_0, a1_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a1_0, a1_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s4 = PICK(a1_2, a1_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a1_2, a1_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s5 = PICK(a1_4, a1_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a1_4, a1_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s6 = PICK(a2_0, a2_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_0, a2_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s7 = PICK(a2_2, a2_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_2, a2_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s8 = PICK(a2_4, a2_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_4, a2_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s9 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s10 = PICK(s2, s3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s2, s3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s11 = PICK(s4, s5, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s4, s5, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s12 = PICK(s6, s7, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s6, s7, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s13 = PICK(s8, s8, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s8, s8, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s14 = PICK(s9, s10, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s9, s10, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s15 = PICK(s11, s12, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s11, s12, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s16 = PICK(s13, s13, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s13, s13, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s17 = PICK(s14, s15, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s14, s15, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const grad_input_vec s18 = PICK(s16, s16, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s16, s16, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    out[0] = s17[0];
+    out[196] = s17[1];
+    out[392] = s17[2];
+    out[588] = s17[3];
+    out[784] = s17[4];
+    out[980] = s17[5];
+    out[1] = s17[6];
+    out[197] = s17[7];
+    out[393] = s17[8];
+    out[589] = s17[9];
+    out[785] = s17[10];
+    out[981] = s17[11];
+    out[2] = s17[12];
+    out[198] = s17[13];
+    out[394] = s17[14];
+    out[590] = s17[15];
+    out[786] = s18[0];
+    out[982] = s18[1];
+}
+
+/* 3 pixel(s) x 6 input channels, 5 filter column(s) per filter row, each pixel taking
+   its own run of them (0-3, 0-4, 0-4): border columns of a full correlation. */
+static void lenet_c3_grad_input_tile_3x5_s04_05_05(const float *restrict gp, const float *restrict wp,
+    float *restrict out, ptrdiff_t rows)
+{
+    grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
+    grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
+    grad_input_vec a2_0 = (grad_input_vec){0}, a2_1 = (grad_input_vec){0}, a2_2 = (grad_input_vec){0}, a2_3 = (grad_input_vec){0}, a2_4 = (grad_input_vec){0}, a2_5 = (grad_input_vec){0};
+    for (ptrdiff_t a = 0; a < rows; ++a) {
+        { /* filter column 0, taken by pixel(s) 0 1 2 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 0;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 48);
+                    a0_0 += g * w0;
+                    a0_1 += g * w1;
+                    a0_2 += g * w2;
+                    a0_3 += g * w3;
+                    a0_4 += g * w4;
+                    a0_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 64);
+                    a1_0 += g * w0;
+                    a1_1 += g * w1;
+                    a1_2 += g * w2;
+                    a1_3 += g * w3;
+                    a1_4 += g * w4;
+                    a1_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 80);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
+            }
+        }
+        { /* filter column 1, taken by pixel(s) 0 1 2 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 16;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 32);
+                    a0_0 += g * w0;
+                    a0_1 += g * w1;
+                    a0_2 += g * w2;
+                    a0_3 += g * w3;
+                    a0_4 += g * w4;
+                    a0_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 48);
+                    a1_0 += g * w0;
+                    a1_1 += g * w1;
+                    a1_2 += g * w2;
+                    a1_3 += g * w3;
+                    a1_4 += g * w4;
+                    a1_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 64);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
+            }
+        }
+        { /* filter column 2, taken by pixel(s) 0 1 2 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 32;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 16);
+                    a0_0 += g * w0;
+                    a0_1 += g * w1;
+                    a0_2 += g * w2;
+                    a0_3 += g * w3;
+                    a0_4 += g * w4;
+                    a0_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 32);
+                    a1_0 += g * w0;
+                    a1_1 += g * w1;
+                    a1_2 += g * w2;
+                    a1_3 += g * w3;
+                    a1_4 += g * w4;
+                    a1_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 48);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
+            }
+        }
+        { /* filter column 3, taken by pixel(s) 0 1 2 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 48;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 0);
+                    a0_0 += g * w0;
+                    a0_1 += g * w1;
+                    a0_2 += g * w2;
+                    a0_3 += g * w3;
+                    a0_4 += g * w4;
+                    a0_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 16);
+                    a1_0 += g * w0;
+                    a1_1 += g * w1;
+                    a1_2 += g * w2;
+                    a1_3 += g * w3;
+                    a1_4 += g * w4;
+                    a1_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 32);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
+            }
+        }
+        { /* filter column 4, taken by pixel(s) 1 2 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 64;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 0);
+                    a1_0 += g * w0;
+                    a1_1 += g * w1;
+                    a1_2 += g * w2;
+                    a1_3 += g * w3;
+                    a1_4 += g * w4;
+                    a1_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 16);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
+            }
+        }
+    }
+    /* the lanes of every accumulator added up: halves onto halves, two vectors at a time */
+    const grad_input_vec s0 = PICK(a0_0, a0_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_0, a0_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s1 = PICK(a0_2, a0_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_2, a0_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s2 = PICK(a0_4, a0_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a0_4, a0_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s3 = PICK(a1_0, a1_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a1_0, a1_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s4 = PICK(a1_2, a1_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a1_2, a1_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s5 = PICK(a1_4, a1_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a1_4, a1_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s6 = PICK(a2_0, a2_1, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_0, a2_1, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s7 = PICK(a2_2, a2_3, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_2, a2_3, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s8 = PICK(a2_4, a2_5, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+        + PICK(a2_4, a2_5, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const grad_input_vec s9 = PICK(s0, s1, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s0, s1, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s10 = PICK(s2, s3, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s2, s3, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s11 = PICK(s4, s5, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s4, s5, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s12 = PICK(s6, s7, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s6, s7, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s13 = PICK(s8, s8, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+        + PICK(s8, s8, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    const grad_input_vec s14 = PICK(s9, s10, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s9, s10, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s15 = PICK(s11, s12, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s11, s12, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s16 = PICK(s13, s13, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+        + PICK(s13, s13, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const grad_input_vec s17 = PICK(s14, s15, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s14, s15, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const grad_input_vec s18 = PICK(s16, s16, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+        + PICK(s16, s16, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    out[0] = s17[0];
+    out[196] = s17[1];
+    out[392] = s17[2];
+    out[588] = s17[3];
+    out[784] = s17[4];
+    out[980] = s17[5];
+    out[1] = s17[6];
+    out[197] = s17[7];
+    out[393] = s17[8];
+    out[589] = s17[9];
+    out[785] = s17[10];
+    out[981] = s17[11];
+    out[2] = s17[12];
+    out[198] = s17[13];
+    out[394] = s17[14];
+    out[590] = s17[15];
+    out[786] = s18[0];
+    out[982] = s18[1];
+}
+
+/* 3 pixel(s) x 6 input channels, 5 filter column(s) per filter row, each pixel taking
+   its own run of them (0-4, 1-4, 2-4): border columns of a full correlation. */
+static void lenet_c3_grad_input_tile_3x5_s05_14_23(const float *restrict gp, const float *restrict wp,
+    float *restrict out, ptrdiff_t rows)
+{
+    grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
+    grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
+    grad_input_vec a2_0 = (grad_input_vec){0}, a2_1 = (grad_input_vec){0}, a2_2 = (grad_input_vec){0}, a2_3 = (grad_input_vec){0}, a2_4 = (grad_input_vec){0}, a2_5 = (grad_input_vec){0};
+    for (ptrdiff_t a = 0; a < rows; ++a) {
+        { /* filter column 0, taken by pixel(s) 0 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 0;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 64);
+                    a0_0 += g * w0;
+                    a0_1 += g * w1;
+                    a0_2 += g * w2;
+                    a0_3 += g * w3;
+                    a0_4 += g * w4;
+                    a0_5 += g * w5;
+                }
+            }
+        }
+        { /* filter column 1, taken by pixel(s) 0 1 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 16;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 48);
+                    a0_0 += g * w0;
+                    a0_1 += g * w1;
+                    a0_2 += g * w2;
+                    a0_3 += g * w3;
+                    a0_4 += g * w4;
+                    a0_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 64);
+                    a1_0 += g * w0;
+                    a1_1 += g * w1;
+                    a1_2 += g * w2;
+                    a1_3 += g * w3;
+                    a1_4 += g * w4;
+                    a1_5 += g * w5;
+                }
+            }
+        }
+        { /* filter column 2, taken by pixel(s) 0 1 2 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 32;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 32);
+                    a0_0 += g * w0;
+                    a0_1 += g * w1;
+                    a0_2 += g * w2;
+                    a0_3 += g * w3;
+                    a0_4 += g * w4;
+                    a0_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 48);
+                    a1_0 += g * w0;
+                    a1_1 += g * w1;
+                    a1_2 += g * w2;
+                    a1_3 += g * w3;
+                    a1_4 += g * w4;
+                    a1_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 64);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
+            }
+        }
+        { /* filter column 3, taken by pixel(s) 0 1 2 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 48;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 16);
+                    a0_0 += g * w0;
+                    a0_1 += g * w1;
+                    a0_2 += g * w2;
+                    a0_3 += g * w3;
+                    a0_4 += g * w4;
+                    a0_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 32);
+                    a1_0 += g * w0;
+                    a1_1 += g * w1;
+                    a1_2 += g * w2;
+                    a1_3 += g * w3;
+                    a1_4 += g * w4;
+                    a1_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 48);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
+            }
+        }
+        { /* filter column 4, taken by pixel(s) 0 1 2 */
+            const float *restrict ga = gp + a * -160;
+            const float *restrict wc = wp + a * 80 + 64;
+#pragma GCC unroll 1
+            for (ptrdiff_t kb = 0; kb < 1; ++kb) {
+                const grad_input_vec w0 = *(const grad_input_vec *)(wc + kb * 16 + 0);
+                const grad_input_vec w1 = *(const grad_input_vec *)(wc + kb * 16 + 400);
+                const grad_input_vec w2 = *(const grad_input_vec *)(wc + kb * 16 + 800);
+                const grad_input_vec w3 = *(const grad_input_vec *)(wc + kb * 16 + 1200);
+                const grad_input_vec w4 = *(const grad_input_vec *)(wc + kb * 16 + 1600);
+                const grad_input_vec w5 = *(const grad_input_vec *)(wc + kb * 16 + 2000);
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 0);
+                    a0_0 += g * w0;
+                    a0_1 += g * w1;
+                    a0_2 += g * w2;
+                    a0_3 += g * w3;
+                    a0_4 += g * w4;
+                    a0_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 16);
+                    a1_0 += g * w0;
+                    a1_1 += g * w1;
+                    a1_2 += g * w2;
+                    a1_3 += g * w3;
+                    a1_4 += g * w4;
+                    a1_5 += g * w5;
+                }
+                {
+                    const grad_input_vec g = *(const grad_input_vec *)(ga + kb * 1600 + 32);
+                    a2_0 += g * w0;
+                    a2_1 += g * w1;
+                    a2_2 += g * w2;
+                    a2_3 += g * w3;
+                    a2_4 += g * w4;
+                    a2_5 += g * w5;
+                }
             }
         }
     }
@@ -1190,12 +1427,11 @@ void lenet_c3_grad_input(const float *restrict grad_out,
                 const float *restrict wp = wpack + lenet_c3_grad_input_rows[e][2] * 80;
                 const ptrdiff_t taps = lenet_c3_grad_input_rows[e][3];
                 float *restrict o = grad_x + 1176*n + 14*oy;
-                lenet_c3_grad_input_tile_2x2_s01_02(gp + 0, wp + 0, o + 0, taps);
-                lenet_c3_grad_input_tile_2x4_s03_04(gp + 32, wp + 0, o + 2, taps);
-                lenet_c3_grad_input_tile_3x5(gp + 64, wp + 0, o + 4, taps);
-                lenet_c3_grad_input_tile_3x5(gp + 112, wp + 0, o + 7, taps);
-                lenet_c3_grad_input_tile_2x4_s04_13(gp + 144, wp + 16, o + 10, taps);
-                lenet_c3_grad_input_tile_2x2_s02_11(gp + 144, wp + 48, o + 12, taps);
+                lenet_c3_grad_input_tile_3x3_s01_02_03(gp + 0, wp + 0, o + 0, taps);
+                lenet_c3_grad_input_tile_3x5_s04_05_05(gp + 0, wp + 0, o + 3, taps);
+                lenet_c3_grad_input_tile_3x5(gp + 96, wp + 0, o + 6, taps);
+                lenet_c3_grad_input_tile_3x5_s05_14_23(gp + 80, wp + 0, o + 9, taps);
+                lenet_c3_grad_input_tile_2x2_s02_11(gp + 128, wp + 48, o + 12, taps);
             }
         }
     }

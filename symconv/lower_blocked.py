@@ -220,12 +220,13 @@ def bordered_tiles(tiles: tuple[ir.BlockTile, ...], axis: Axis, max_width: int) 
     tiles of up to ``max_width``, every pixel keeping its own run of taps (``BlockTile.spans``)
     where they differ.
 
-    The border columns of a padded layer are reached by fewer filter columns than the inside
-    ones; as tiles of their own (one column each on a 3×3 filter) they have few accumulators in
-    flight and load every weight vector for one pixel (resnet_3x3_56 forward, one thread: the
-    two border columns took 8.5 % of the time for 2.4 % of the multiply-adds). A tile's
-    ``read`` is where its pixel 0 would read at the tile's first tap, a column left of the image
-    when that pixel's own taps start later: the tile reads only at its pixels' own taps.
+    The border columns of a padded layer, and those of a full correlation (the input gradient),
+    are reached by fewer filter columns than the inside ones; as tiles of their own they have
+    few accumulators in flight and load every weight vector for one or two pixels (resnet_3x3_56
+    forward, one thread: the two one-column border tiles took 8.5 % of the time for 2.4 % of the
+    multiply-adds; lenet_c3's input gradient: 0.285 -> 0.261 ms once merged). A tile's ``read``
+    is where its pixel 0 would read at the tile's first tap, outside the row when that pixel's
+    own taps start later: the tile reads only at its pixels' own taps.
     """
 
     def origin(tile: ir.BlockTile) -> tuple[int, int]:
@@ -270,61 +271,6 @@ def bordered_tiles(tiles: tuple[ir.BlockTile, ...], axis: Axis, max_width: int) 
         else:
             out.append(tile)
     out += cut(run, run_origin) if run else []
-    return tuple(out)
-
-
-def ragged_tiles(tiles: tuple[ir.BlockTile, ...], axis: Axis, max_width: int) -> tuple[ir.BlockTile, ...]:
-    """Neighbouring one-column tiles merged into tiles of up to ``max_width`` columns in which
-    every pixel keeps its own run of taps (``BlockTile.spans``).
-
-    The borders of a full correlation are such columns: reached by 1, 2, 3 ... filter columns,
-    each a tile of its own with few accumulators and its own weight loads for every filter
-    column. Merged, they share those loads and keep more sums in flight (measured on lenet_c3's
-    input gradient, interleaved runs: one thread 0.285 -> 0.261 ms, two 0.167 -> 0.152 ms).
-    Columns merge when their reads line up (the same origin once pixel and tap are accounted
-    for) and the first column's taps start first (the tile's read then points at a real entry).
-    """
-
-    def lines_up(run: list[ir.BlockTile], tile: ir.BlockTile) -> bool:
-        """Whether ``tile`` is the next column and reads where the run's first column would."""
-        first, steps = run[0], tile.tap - run[0].tap
-        return (
-            steps >= 0 and steps % axis.tap_step == 0
-            and tile.out == run[-1].out + axis.pixel_step
-            and tile.read == first.read + len(run) * axis.pixel_read + steps // axis.tap_step * axis.read_step
-        )
-
-    def merge(run: list[ir.BlockTile]) -> list[ir.BlockTile]:
-        """The run cut into nearly equal pieces of at most ``max_width`` columns, one tile each."""
-        merged = []
-        for at, count in even_pieces(len(run), max_width):
-            members = run[at : at + count]
-            if len(members) == 1:
-                merged += members
-                continue
-            first = members[0]
-            steps = [(m.tap - first.tap) // axis.tap_step for m in members]
-            if min(steps) < 0:  # a piece whose first column does not start first: left as it was
-                merged += members
-                continue
-            spans = tuple((step, m.taps) for step, m in zip(steps, members))
-            merged.append(ir.BlockTile(first.out, first.read, first.tap, max(s + c for s, c in spans), len(members), spans))
-        return merged
-
-    out: list[ir.BlockTile] = []
-    run: list[ir.BlockTile] = []
-    for tile in tiles + (None,):
-        joins = tile is not None and run and tile.width == 1 and tile.taps > 0 and lines_up(run, tile)
-        if joins:
-            run.append(tile)
-            continue
-        out += merge(run) if run else []
-        run = []
-        if tile is not None:
-            if tile.width == 1 and tile.taps > 0:
-                run = [tile]
-            else:
-                out.append(tile)
     return tuple(out)
 
 
@@ -656,7 +602,7 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         out_chan=int(flat_coefficient(form.target, chan, shapes)),
         out_pixel=cols.pixel_step,
         rows=tuple(ir.BlockRow(oy, read, tap, count) for oy, (tap, count, read) in enumerate(rows.taps)),
-        tiles=ragged_tiles(column_tiles(cols, max(1, TILE_VECTORS // channels)), cols, max(1, TILE_VECTORS // channels)),
+        tiles=bordered_tiles(column_tiles(cols, max(1, TILE_VECTORS // channels)), cols, max(1, TILE_VECTORS // channels)),
         work=work,
         threaded=work >= PARALLEL_MIN_WORK,
     )

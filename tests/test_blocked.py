@@ -235,36 +235,36 @@ def test_border_columns_of_a_full_correlation_share_tiles(spec: ConvSpec, dtype:
     assert len({tile.spans for tile in ragged}) > 1  # more than one kind of border
     check_built(spec, dtype, seed=11)
     check_portable(spec, dtype)
-    if spec.weight[-1] == 5:  # columns 0-3 of C3's input gradient take 1-4 filter columns
-        spans = {tile.out: tile.spans for tile in plan.tiles}
-        assert spans[0] == ((0, 1), (0, 2)) and spans[2] == ((0, 3), (0, 4))
+    if spec.stride == (1, 1):  # C3: input column x is reached by filter columns t with 0 <= x - t < OW
+        taps, out_w = spec.weight[-1], spec.output[-1]
+        for tile in plan.tiles:
+            for p, (first, count) in enumerate(tile.spans or [(0, tile.taps)] * tile.width):
+                x = tile.out + p
+                assert count == min(x, taps - 1) - max(0, x - out_w + 1) + 1, (tile, p)
 
 
-def test_ragged_tiles_merge_only_columns_that_line_up() -> None:
-    """Synthetic one-column tiles (stride 1: each column reads one further, each later tap one
-    back): consecutive columns that line up merge, in pieces of at most ``max_width``; a piece
-    whose first column does not take the first tap, a gap, a wider tile or a column that reads
-    elsewhere ends the run or stays alone."""
-    from symconv.lower_blocked import Axis, ragged_tiles
+def test_bordered_tiles_of_a_full_correlation() -> None:
+    """Synthetic one-column tiles of an input gradient (stride 1: each column reads one further,
+    each later tap one back): the left border (reached by 1, 2, 3, 4 filter columns, all from
+    the first) and the right border (from later and later taps) are recut with per-pixel spans;
+    columns whose taps start out of order still share a tile, which starts at the earliest."""
+    from symconv.lower_blocked import Axis, bordered_tiles
 
     axis = Axis(taps=(), tap_step=1, read_step=-1, pixel_step=1, pixel_read=1)
-    column = lambda out, tap, taps, read=None: ir.BlockTile(out, out - tap if read is None else read, tap, taps, 1)  # noqa: E731
-    left = [column(0, 0, 1), column(1, 0, 2), column(2, 0, 3), column(3, 0, 4)]
-    merged = ragged_tiles(tuple(left), axis, max_width=3)
-    assert [(t.out, t.width, t.spans) for t in merged] == [(0, 2, ((0, 1), (0, 2))), (2, 2, ((0, 3), (0, 4)))]
-    right = [column(10, 1, 4), column(11, 2, 3), column(12, 3, 2), column(13, 4, 1)]
-    merged = ragged_tiles(tuple(right), axis, max_width=4)
-    assert [(t.out, t.tap, t.taps, t.spans) for t in merged] == [(10, 1, 4, ((0, 4), (1, 3), (2, 2), (3, 1)))]
-    # the second piece would start at a later tap than its second column: left as it was
-    zigzag = [column(0, 0, 2), column(1, 0, 2), column(2, 1, 2), column(3, 0, 2)]
-    merged = ragged_tiles(tuple(zigzag), axis, max_width=2)
-    assert merged[0].spans == ((0, 2), (0, 2)) and merged[1:] == tuple(zigzag[2:])
-    # a column reading elsewhere, a wide tile and a gap all end the run; one column stays plain
-    odd = [column(0, 0, 1), column(1, 0, 2, read=5), ir.BlockTile(2, 2, 0, 3, 3), column(5, 0, 1), column(7, 0, 1)]
-    assert ragged_tiles(tuple(odd), axis, max_width=3) == tuple(odd)
-    assert ragged_tiles(tuple(left), axis, max_width=1) == tuple(left)
-
-
+    column = lambda out, tap, taps: ir.BlockTile(out, out - tap, tap, taps, 1)  # noqa: E731
+    left = (column(0, 0, 1), column(1, 0, 2), column(2, 0, 3), column(3, 0, 4))
+    cut = bordered_tiles(left, axis, max_width=3)
+    assert [(t.out, t.width, t.spans) for t in cut] == [(0, 2, ((0, 1), (0, 2))), (2, 2, ((0, 3), (0, 4)))]
+    right = (column(10, 1, 4), column(11, 2, 3), column(12, 3, 2), column(13, 4, 1))
+    cut = bordered_tiles(right, axis, max_width=4)
+    assert [(t.out, t.read, t.tap, t.taps, t.spans) for t in cut] == [(10, 9, 1, 4, ((0, 4), (1, 3), (2, 2), (3, 1)))]
+    zigzag = (column(0, 0, 2), column(1, 0, 2), column(2, 1, 2), column(3, 0, 2))
+    cut = bordered_tiles(zigzag, axis, max_width=2)
+    assert [(t.out, t.read, t.tap, t.taps, t.spans) for t in cut] == [
+        (0, 0, 0, 2, ()),
+        (2, 2, 0, 3, ((1, 2), (0, 2))),
+    ]
+    assert bordered_tiles(left, axis, max_width=1) == left
 #: Padded layers whose border columns are reached by fewer filter columns than the inside ones:
 #: 3x3 padding 1; dilation 2 with two border columns a side; asymmetric padding; stride 2 (the
 #: input gradient in residue classes); a row narrower than one tile; float64's 8 lanes.
