@@ -511,8 +511,8 @@ static void lenet_c3_grad_input_tile_2x2_s02_11(const float *restrict gp, const 
     grad_input_vec a0_0 = (grad_input_vec){0}, a0_1 = (grad_input_vec){0}, a0_2 = (grad_input_vec){0}, a0_3 = (grad_input_vec){0}, a0_4 = (grad_input_vec){0}, a0_5 = (grad_input_vec){0};
     grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
     for (ptrdiff_t a = 0; a < rows; ++a) {
+        const float *restrict ga = gp + a * -160;
         { /* filter column 0, taken by pixel(s) 0 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 0;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -534,7 +534,6 @@ static void lenet_c3_grad_input_tile_2x2_s02_11(const float *restrict gp, const 
             }
         }
         { /* filter column 1, taken by pixel(s) 0 1 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 16;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -613,8 +612,8 @@ static void lenet_c3_grad_input_tile_3x3_s01_02_03(const float *restrict gp, con
     grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
     grad_input_vec a2_0 = (grad_input_vec){0}, a2_1 = (grad_input_vec){0}, a2_2 = (grad_input_vec){0}, a2_3 = (grad_input_vec){0}, a2_4 = (grad_input_vec){0}, a2_5 = (grad_input_vec){0};
     for (ptrdiff_t a = 0; a < rows; ++a) {
+        const float *restrict ga = gp + a * -160;
         { /* filter column 0, taken by pixel(s) 0 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 0;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -654,7 +653,6 @@ static void lenet_c3_grad_input_tile_3x3_s01_02_03(const float *restrict gp, con
             }
         }
         { /* filter column 1, taken by pixel(s) 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 16;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -685,7 +683,6 @@ static void lenet_c3_grad_input_tile_3x3_s01_02_03(const float *restrict gp, con
             }
         }
         { /* filter column 2, taken by pixel(s) 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 32;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -878,8 +875,8 @@ static void lenet_c3_grad_input_tile_3x5_s04_05_05(const float *restrict gp, con
     grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
     grad_input_vec a2_0 = (grad_input_vec){0}, a2_1 = (grad_input_vec){0}, a2_2 = (grad_input_vec){0}, a2_3 = (grad_input_vec){0}, a2_4 = (grad_input_vec){0}, a2_5 = (grad_input_vec){0};
     for (ptrdiff_t a = 0; a < rows; ++a) {
+        const float *restrict ga = gp + a * -160;
         { /* filter column 0, taken by pixel(s) 0 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 0;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -919,7 +916,6 @@ static void lenet_c3_grad_input_tile_3x5_s04_05_05(const float *restrict gp, con
             }
         }
         { /* filter column 1, taken by pixel(s) 0 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 16;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -959,7 +955,6 @@ static void lenet_c3_grad_input_tile_3x5_s04_05_05(const float *restrict gp, con
             }
         }
         { /* filter column 2, taken by pixel(s) 0 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 32;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -999,7 +994,6 @@ static void lenet_c3_grad_input_tile_3x5_s04_05_05(const float *restrict gp, con
             }
         }
         { /* filter column 3, taken by pixel(s) 0 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 48;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -1039,7 +1033,6 @@ static void lenet_c3_grad_input_tile_3x5_s04_05_05(const float *restrict gp, con
             }
         }
         { /* filter column 4, taken by pixel(s) 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 64;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -1138,8 +1131,8 @@ static void lenet_c3_grad_input_tile_3x5_s05_14_23(const float *restrict gp, con
     grad_input_vec a1_0 = (grad_input_vec){0}, a1_1 = (grad_input_vec){0}, a1_2 = (grad_input_vec){0}, a1_3 = (grad_input_vec){0}, a1_4 = (grad_input_vec){0}, a1_5 = (grad_input_vec){0};
     grad_input_vec a2_0 = (grad_input_vec){0}, a2_1 = (grad_input_vec){0}, a2_2 = (grad_input_vec){0}, a2_3 = (grad_input_vec){0}, a2_4 = (grad_input_vec){0}, a2_5 = (grad_input_vec){0};
     for (ptrdiff_t a = 0; a < rows; ++a) {
+        const float *restrict ga = gp + a * -160;
         { /* filter column 0, taken by pixel(s) 0 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 0;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -1161,7 +1154,6 @@ static void lenet_c3_grad_input_tile_3x5_s05_14_23(const float *restrict gp, con
             }
         }
         { /* filter column 1, taken by pixel(s) 0 1 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 16;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -1192,7 +1184,6 @@ static void lenet_c3_grad_input_tile_3x5_s05_14_23(const float *restrict gp, con
             }
         }
         { /* filter column 2, taken by pixel(s) 0 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 32;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -1232,7 +1223,6 @@ static void lenet_c3_grad_input_tile_3x5_s05_14_23(const float *restrict gp, con
             }
         }
         { /* filter column 3, taken by pixel(s) 0 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 48;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {
@@ -1272,7 +1262,6 @@ static void lenet_c3_grad_input_tile_3x5_s05_14_23(const float *restrict gp, con
             }
         }
         { /* filter column 4, taken by pixel(s) 0 1 2 */
-            const float *restrict ga = gp + a * -160;
             const float *restrict wc = wp + a * 80 + 64;
 #pragma GCC unroll 1
             for (ptrdiff_t kb = 0; kb < 1; ++kb) {

@@ -342,6 +342,9 @@ def plan(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has
     if taps_h * taps_w == 1 and blocks % wide == 0 and (groups == 1 or per_group % (wide * lanes) == 0):
         pair = wide  # one tap: no reuse of the broadcast along taps, so feed it to more vectors
     width = max(1, TILE_VECTORS // pair)
+    tiles = column_tiles(cols, width)
+    if taps_w <= LONG_ROW:  # unrolled filter rows only: a rolled column loop gives every pixel all taps
+        tiles = bordered_tiles(tiles, cols, width)
     work = nest_work(form.free + form.sums, extents)
     one_tap = taps_h * taps_w == 1
     chunk = reduce_chunk(reduced, taps_h * taps_w, read_row * ELEMENT_BYTES[ctype],
@@ -373,7 +376,7 @@ def plan(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has
         weight_index=c_code(weight_index),
         bias_index=bias,
         rows=tuple(ir.BlockRow(oy, read, tap, count) for oy, (tap, count, read) in enumerate(rows.taps)),
-        tiles=bordered_tiles(column_tiles(cols, width), cols, width) if taps_w <= LONG_ROW else column_tiles(cols, width),
+        tiles=tiles,
         work=work,
         threaded=work >= PARALLEL_MIN_WORK,
         chunk=chunk,
@@ -580,6 +583,7 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         shapes["W"],
     )
     out_base = flat_offset([names["n"], 0, names["oy"], 0], shapes["dX"])
+    width = max(1, TILE_VECTORS // channels)  # pixels per tile: one accumulator per input channel
     work = nest_work(form.free + form.sums, extents)
     return ir.BlockedReduce(
         lanes=lanes,
@@ -602,7 +606,7 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         out_chan=int(flat_coefficient(form.target, chan, shapes)),
         out_pixel=cols.pixel_step,
         rows=tuple(ir.BlockRow(oy, read, tap, count) for oy, (tap, count, read) in enumerate(rows.taps)),
-        tiles=bordered_tiles(column_tiles(cols, max(1, TILE_VECTORS // channels)), cols, max(1, TILE_VECTORS // channels)),
+        tiles=bordered_tiles(column_tiles(cols, width), cols, width),
         work=work,
         threaded=work >= PARALLEL_MIN_WORK,
     )
