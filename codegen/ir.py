@@ -394,6 +394,51 @@ class BlockedReduce:
 
 
 @dataclass(frozen=True)
+class BlockedBatch:
+    """The input gradient with ``lanes`` batch items in the vector lanes (template
+    ``blocked_batch.c.j2``), for few input channels and a batch that fills the lanes: G is
+    packed as [batch block][k][i][j][lane], each tile keeps ``width`` pixels × ``channels``
+    vectors of sums (no sum across the lanes) and every term is one G vector times one weight.
+
+    ``rows`` and ``tiles`` are those of :class:`BlockedReduce`. Steps are in elements of the
+    arrays as given (``weight_*`` of W, ``out_*`` of dX); ``grad_index`` is the offset of
+    ``G[n, k, i, 0]``, ``out_base`` that of ``dX[n, 0, oy, 0]``.
+    """
+
+    lanes: int
+    blocks: int  # vectors of batch items (the last one padded with zeros past the batch)
+    batch: int
+    summed: int  # output channels (summed over, one at a time)
+    channels: int  # input channels (one vector of sums each, per pixel)
+    grad_h: int
+    grad_w: int
+    tap_step_h: int
+    tap_step_w: int
+    grad_tap_row: int
+    grad_tap_col: int
+    grad_pixel: int
+    grad_index: str
+    weight_summed: int
+    weight_chan: int
+    weight_row: int
+    weight_col: int
+    out_base: str
+    out_batch: int
+    out_chan: int
+    out_pixel: int
+    rows: tuple[BlockRow, ...]
+    tiles: tuple[BlockTile, ...]
+    work: int = 0
+    threaded: bool = True
+    kernel: str = "grad_input"
+
+    @property
+    def shapes(self) -> tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]:
+        """The distinct (width, column taps, spans) of the tiles: one C function each."""
+        return tuple(sorted({(tile.width, tile.taps, tile.spans) for tile in self.tiles}))
+
+
+@dataclass(frozen=True)
 class RowTile:
     """``count`` lane channels from ``first`` on, and the first output column of each vector
     of a row (the last vector may overlap the one before it: it ends where the interior ends);
@@ -554,7 +599,7 @@ class Pointwise:
 
 
 #: The fast versions of a kernel (``Module.blocked``), one template each.
-Plan = Blocked | BlockedWeight | BlockedReduce | RowVector | RowWeight | Pointwise
+Plan = Blocked | BlockedWeight | BlockedReduce | BlockedBatch | RowVector | RowWeight | Pointwise
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import jinja2
 from .ir import (
     ELEMENT_BYTES,
     Blocked,
+    BlockedBatch,
     BlockedReduce,
     BlockedWeight,
     BlockRow,
@@ -507,6 +508,45 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
     }
 
 
+def by_column(width: int, taps: int, tap_col: int, pixel: int,
+              spans: Sequence[tuple[int, int]] = ()) -> tuple[int, list[tuple[int, list[tuple[int, int]]]]]:
+    """The terms of a tile's filter row by filter column: the offset of the first element the
+    row reads (as ``by_element``) and, per column taken by any pixel, [(pixel, offset of its
+    read from there), ...]. For tiles that broadcast one weight per column and channel and load
+    the read element as a vector: each column's weights are loaded once, for all its pixels."""
+    shift, groups = by_element(width, taps, tap_col, pixel, spans)
+    columns: dict[int, list[tuple[int, int]]] = {}
+    for offset, terms in groups:
+        for px, c in terms:
+            columns.setdefault(c, []).append((px, offset))
+    return shift, [(c, sorted(columns[c])) for c in sorted(columns)]
+
+
+def batch_context(plan: BlockedBatch, vector_bytes: int = 64) -> dict[str, Any]:
+    """The numbers ``blocked_batch.c.j2`` needs besides the plan: packed-G strides, the terms
+    of each tile shape by filter column, where each tile reads."""
+    terms = {shape: by_column(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes}
+    g_chan = plan.grad_h * plan.grad_w * plan.lanes  # one output channel of one batch block
+    return {
+        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
+        "shapes": plan.shapes,
+        "vector_bytes": vector_bytes,
+        "max_width": max(tile.width for tile in plan.tiles) if plan.tiles else 0,
+        "g_chan": g_chan,
+        "g_block": plan.summed * g_chan,
+        "gpack_size": plan.blocks * plan.summed * g_chan,
+        "g_line": plan.grad_w * plan.lanes,
+        "g_row": plan.grad_tap_row * plan.grad_w * plan.lanes,
+        "w_row": plan.tap_step_h * plan.weight_row,
+        "w_col": plan.tap_step_w * plan.weight_col,
+        "terms": terms,
+        "tile_names": {shape: tile_name(*shape) for shape in plan.shapes},
+        # where each tile's pointer into the packed G points: the first element it reads
+        "tile_reads": [tile.read + terms[(tile.width, tile.taps, tile.spans)][0] for tile in plan.tiles],
+        "row_lines": row_lines(plan.rows),
+    }
+
+
 def rows_context(plan: RowVector, kernel: Kernel, ctype: str) -> dict[str, Any]:
     """The numbers ``rows.c.j2`` needs besides the plan: the row table, unread arguments."""
     used = {"w", plan.read_arg, plan.out_arg, *(["b"] if plan.bias_lane else [])}
@@ -553,7 +593,7 @@ def pointwise_context(plan: Pointwise, kernel: Kernel, ctype: str) -> dict[str, 
 
 #: The plans that pack weights or G into static buffers: a call that finds them in use runs the
 #: loop nest instead. The others keep nothing between calls and never need it.
-PACKING = (Blocked, BlockedWeight, BlockedReduce)
+PACKING = (Blocked, BlockedWeight, BlockedReduce, BlockedBatch)
 
 
 def tiled_plan(module: Module, kernel: Kernel) -> Plan | None:
@@ -589,6 +629,7 @@ def _context(module: Module) -> dict[str, Any]:
                 "blocked": blocked_context(plan) if isinstance(plan, Blocked) else None,
                 "blocked_weight": weight_context(plan) if isinstance(plan, BlockedWeight) else None,
                 "blocked_reduce": reduce_context(plan) if isinstance(plan, BlockedReduce) else None,
+                "blocked_batch": batch_context(plan) if isinstance(plan, BlockedBatch) else None,
                 "rows": rows_context(plan, kernel, module.ctype) if isinstance(plan, RowVector) else None,
                 "rows_weight": rows_weight_context(plan, module.ctype) if isinstance(plan, RowWeight) else None,
                 "pointwise": pointwise_context(plan, kernel, module.ctype) if isinstance(plan, Pointwise) else None,

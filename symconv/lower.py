@@ -908,6 +908,7 @@ def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None, ti
     blocked: tuple[ir.Plan, ...] = ()
     if tiled and spec.rank == 2:
         from . import lower_blocked as fast  # the fast paths build on this module
+        from .lower_batch import plan_batch
         from .lower_pointwise import plan_pointwise
 
         shapes = layer.shapes
@@ -917,7 +918,9 @@ def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None, ti
         ]
         if plans[0] is None:  # too few output channels for the lanes: put output columns there
             plans[0] = fast.plan_rows(specialised["O"], shapes, ctype)
-        if plans[1] is None:  # too few input channels for the lanes: sum the output channels in them
+        if plans[1] is None:  # too few input channels for the lanes: batch items there, if enough
+            plans[1] = plan_batch(specialised["dX"], shapes, ctype)
+        if plans[1] is None:  # or sum the output channels in them
             plans[1] = fast.plan_reduce(specialised["dX"], shapes, ctype)
         if plans[1] is None:  # or put columns of the input gradient there
             plans[1] = fast.plan_rows(specialised["dX"], shapes, ctype)

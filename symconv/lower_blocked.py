@@ -548,6 +548,20 @@ def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
 # -- the input gradient of layers with few input channels ----------------------------------------
 
 
+def input_gradient_axes(form: IndexForm, shapes: Mapping[str, tuple[int, ...]]) -> tuple[Axis, Axis] | None:
+    """The rows and columns of a one-group input gradient (how G is read at each filter tap),
+    or None where they are not regular."""
+    _, _, y, x = (loop.var for loop in form.free)
+    _, r, t = (loop.var for loop in form.sums)
+    extents = {loop.var: int(loop.hi) - int(loop.lo) + 1 for loop in form.free}
+    grad = next(a for a in form.term.atoms(sp.Indexed) if a.base.name == "G")
+    if not separable(form.guards, {y, r}, {x, t}):
+        return None
+    rows = analyse_axis(y, extents[y], r, shapes["W"][-2], grad.indices[-2], form.guards)
+    cols = analyse_axis(x, extents[x], t, shapes["W"][-1], grad.indices[-1], form.guards)
+    return None if rows is None or cols is None else (rows, cols)
+
+
 def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.BlockedReduce | None:
     """The input gradient with the *summed* channels in the lanes, for layers whose input
     channels are too few to fill a vector (an RGB image layer, LeNet's C3).
@@ -568,13 +582,10 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         return None
     if extents[n] * blocks * lanes * shapes["G"][-2] * shapes["G"][-1] * ELEMENT_BYTES[ctype] > MAX_PACK_BYTES:
         return None
-    grad = next(a for a in form.term.atoms(sp.Indexed) if a.base.name == "G")
-    if not separable(form.guards, {y, r}, {x, t}):
+    axes = input_gradient_axes(form, shapes)
+    if axes is None:
         return None
-    rows = analyse_axis(y, extents[y], r, shapes["W"][-2], grad.indices[-2], form.guards)
-    cols = analyse_axis(x, extents[x], t, shapes["W"][-1], grad.indices[-1], form.guards)
-    if rows is None or cols is None:
-        return None
+    rows, cols = axes
     names = {s: sp.Symbol(s) for s in ("n", "l", "c", "r", "t", "i", "oy")}
     grad_index = flat_offset([names["n"], names["l"], names["i"], 0], shapes["G"])
     weight_index = flat_offset(
