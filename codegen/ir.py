@@ -313,6 +313,8 @@ class BlockedWeight:
     of a tile. Offsets are C expressions in ``n``, ``g``, ``l``, ``c``, ``r``, ``t``, ``i``, ``ry``.
     ``edges[t]`` (empty: none anywhere) is, per filter column, how many of its output columns lie
     before and after the range its tile shares: added one column at a time after the tile's sum.
+    With ``parts`` > 1 the batch is cut into that many parts, each summed on its own (into
+    grad_w, or a static copy of ``target_size`` elements), then added up in order.
     """
 
     lanes: int
@@ -344,6 +346,8 @@ class BlockedWeight:
     threaded: bool = True
     kernel: str = "grad_weight"
     edges: tuple[tuple[int, int], ...] = ()
+    parts: int = 1
+    target_size: int = 0
 
     @property
     def shapes(self) -> tuple[tuple[int, int], ...]:

@@ -1694,13 +1694,13 @@ void lenet_c3_grad_weight(const float *restrict x,
         const ptrdiff_t mine = 10 * me / team, next = 10 * (me + 1) / team;
         for (ptrdiff_t n0 = 0; n0 < 1; n0 += 1) {
             for (ptrdiff_t e = mine; e < next; ++e) {
+                const ptrdiff_t images = ix_min(1, 1 - n0);
                 const int *task = lenet_c3_grad_weight_tiles[e];
                 const ptrdiff_t lane0 = task[7] * 16;
                 const ptrdiff_t l = lane0;
                 const ptrdiff_t valid = ix_min(16, 16 - lane0);
                 const ptrdiff_t r = task[0], t = task[1], c = task[5];
                 const ptrdiff_t ry = lenet_c3_grad_weight_rows[r][1];
-                const ptrdiff_t images = ix_min(1, 1 - n0);
                 const float *restrict in = x + n0 * 1176 + 196*c + 14*ry + task[4];
                 const float *restrict gp = pack + n0 * 1600 + task[7] * 1600
                     + (lenet_c3_grad_weight_rows[r][2] * 10 + task[2]) * 16;

@@ -73,6 +73,10 @@ WEIGHT_PAIRS = (2, 1)
 #: layer, 4 % slower on a stride-2 one), 1 × 11 × 2 on AlexNet's 11×11 (against 3 × 3 × 2 and
 #: 3 × 2 × 2 tiles: 4.7 against 5.1 ms).
 WEIGHT_TILE_VECTORS = 22
+#: Parts of the batch a threaded weight gradient sums on their own, added up at the end (always
+#: in the same order, so results do not depend on the thread count). Each thread then reads
+#: only its part of the packed G, which it packed itself, instead of all of it.
+WEIGHT_PARTS = 2
 #: Filter columns share a weight-gradient tile if the output columns all of them reach are at
 #: least this share of each one's own (the rest, their edges, run one column at a time). Filter
 #: columns before input channels: the broadcasts of one channel's neighbouring columns come from
@@ -513,6 +517,11 @@ def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         shapes["dW"],
     )
     work = nest_work(form.free + form.sums, extents)
+    threaded = work >= PARALLEL_MIN_WORK
+    target_size = prod(shapes["dW"])
+    parts = WEIGHT_PARTS if threaded and extents[n] >= WEIGHT_PARTS else 1
+    if target_size * (parts - 1) * ELEMENT_BYTES[ctype] > MAX_PACK_BYTES:
+        parts = 1
     return ir.BlockedWeight(
         lanes=lanes,
         pair=pair,
@@ -540,8 +549,10 @@ def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         tiles=tiles,
         chan_blocks=tuple(chan_blocks),
         work=work,
-        threaded=work >= PARALLEL_MIN_WORK,
+        threaded=threaded,
         edges=edges if any(any(edge) for edge in edges) else (),
+        parts=parts,
+        target_size=target_size,
     )
 
 

@@ -178,6 +178,27 @@ def test_concurrent_calls_agree() -> None:
         assert_close(got, expected[name], "float32", f"{name}, call {index}")
 
 
+@pytest.mark.parametrize("batch", [1, 2, 3, 5])
+def test_weight_gradient_sums_parts_of_the_batch(batch: int) -> None:
+    """A threaded weight gradient sums two parts of the batch on their own (3 images: 1 and 2) and
+    adds them up; a batch of one is one part. Each thread count gives the oracle's result, bit for
+    bit the same."""
+    from symconv.lower_blocked import WEIGHT_PARTS
+
+    spec = ConvSpec(input=(batch, 16, 13, 12), weight=(32, 16, 3, 3), padding=1)
+    plan = next(p for p in lower(spec, "float32").blocked if p.kernel == "grad_weight")
+    assert isinstance(plan, ir.BlockedWeight) and plan.threaded
+    assert plan.parts == (WEIGHT_PARTS if batch >= WEIGHT_PARTS else 1)
+    check_built(spec, "float32", seed=batch)
+    kernel = run(spec, "float32")
+    arrays = random_arrays(spec, "float32", batch)
+    found = set()
+    for threads in (1, 2, 3):
+        kernel.set_num_threads(threads)
+        found.add(kernel.grad_weight(arrays["x"], arrays["grad_out"]).tobytes())
+    assert len(found) == 1
+
+
 def test_huge_packs_keep_the_loop_nest(monkeypatch) -> None:
     """A packed copy beyond the static-array limit drops the packed plans (what remains is the
     loop nest, or the row-vectorised passes, which pack nothing)."""

@@ -1,11 +1,11 @@
 """Determinism: the same inputs give bitwise the same outputs, call after call, process after
 process, whatever the thread count and wherever the arrays sit in memory.
 
-Why it holds today: every output entry is accumulated by one thread, in one fixed order (the
-parallel loops split batch items, channels and output positions, never one entry's sum), and the
-flags allow no reassociation (no -ffast-math). A kernel that split one sum across threads (e.g. a
-grad_weight reduction over the batch) would make the answer depend on the thread count; these
-tests would then fail, and the change should say so on purpose.
+Why it holds today: every output entry is accumulated in one fixed order (the parallel loops
+split batch items, channels and output positions; where the weight gradient splits its sum over
+the batch, the parts are fixed by the layer, not by the thread count, and added up in one order),
+and the flags allow no reassociation (no -ffast-math). A kernel whose split of a sum followed the
+thread count would make the answer depend on it; these tests would then fail.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ LAYERS = {
     "small_2d": FIXED["2d_pad_stride_dilation_bias"],
     # 16 output channels: the register-tile ("blocked") kernels, vectorised over channels and threaded
     "blocked_threaded": ConvSpec(input=(4, 8, 14, 14), weight=(16, 8, 3, 3), padding=1, bias=True),
+    # six input channels and a batch of 16: the input gradient with batch items in the lanes
+    "batch_lanes": ConvSpec(input=(16, 6, 10, 10), weight=(16, 6, 3, 3), bias=True),
     "blocked_grouped_strided": ConvSpec(input=(4, 8, 15, 14), weight=(16, 4, 3, 2), stride=(2, 1), dilation=(1, 2),
                                         padding=((1, 0), (2, 1)), groups=2, bias=True),
 }
