@@ -393,6 +393,7 @@ class Settings:
     plan: RepeatPlan
     budget_s: float
     quick: bool
+    rounds: int
     peak_trials: int
     peak_trial_ms: float
 
@@ -430,14 +431,20 @@ class Runner:
             self.set_threads(kernel, threads)
             for pass_name in PASSES:
                 row = {"shape": shape.name, "pass": pass_name, "threads": threads, "flops": shape.flops()}
-                for library in LIBRARIES:
-                    fn = ops[library].get(pass_name)
-                    if library == "symconv" and kernel is None:
-                        row[library] = {"status": "error", "note": build_error}
-                    elif fn is not None:
-                        row[library] = self.measure(library, fn, case, row)
-                        if library == "numpy":
-                            self.blas.settle()
+                rounds: dict[str, list[dict[str, Any]]] = {library: [] for library in LIBRARIES}
+                for _ in range(self.settings.rounds):  # the libraries take turns, round after round
+                    for library in LIBRARIES:
+                        fn = ops[library].get(pass_name)
+                        done = rounds[library][-1:]
+                        if library == "symconv" and kernel is None:
+                            row[library] = {"status": "error", "note": build_error}
+                        elif fn is not None and (not done or done[0]["status"] == "ok"):
+                            rounds[library].append(self.measure(library, fn, case, row))
+                            if library == "numpy":
+                                self.blas.settle()
+                for library, measured in rounds.items():
+                    if measured:
+                        row[library] = combine_rounds(measured)
                 self.rows.append(row)
                 log(f"  {threads} thr {PASS_LABELS[pass_name]:<21} " + summary_line(row))
 
@@ -502,6 +509,22 @@ class Runner:
             return None, "", 1.0
         rate = statistics.median(rates)
         return row["flops"] / rate, f"at {rate / 1e9:.2f} GFLOP/s, symconv's median on this pass", 3.0
+
+
+def combine_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One library's measurements of a row, round after round, as one: the median of the rounds'
+    medians (a burst of load from another job spoils one round, not the result), every sample,
+    the worst error. A round that was not "ok" (skipped, slow, failed) ended the rounds: it is
+    the result."""
+    if rounds[-1]["status"] != "ok":
+        return rounds[-1]
+    combined = dict(rounds[-1])
+    combined["rounds"] = [r["seconds"] for r in rounds]
+    combined["seconds"] = statistics.median(combined["rounds"])
+    combined["samples"] = [sample for r in rounds for sample in r["samples"]]
+    combined["rel_error"] = max(r["rel_error"] for r in rounds)
+    combined["check"] = "FAIL" if any(r["check"] != "ok" for r in rounds) else "ok"
+    return combined
 
 
 def summary_line(row: dict[str, Any]) -> str:
@@ -815,8 +838,9 @@ def notes(report: dict[str, Any]) -> list[str]:
     return [
         "Notes:",
         "",
-        f"- Each time is the median per-call time of {repeat} after warm-up (calls shorter than "
-        f"{s['min_sample_s'] * 1e3:g} ms are batched per sample); all libraries take the same NCHW arrays "
+        f"- Each time is the median of {s.get('rounds', 1)} round(s) in which the libraries take turns; "
+        f"in each round, the median per-call time of {repeat} after warm-up (calls shorter than "
+        f"{s['min_sample_s'] * 1e3:g} ms are batched per sample). All libraries take the same NCHW arrays "
         "(`torch.from_numpy`, shared memory), so any layout change symconv makes is inside its time.",
         "- GFLOP/s counts 2·N·K·C·OH·OW·KH·KW/groups per pass (the bias adds are not counted); "
         "% peak is relative to the FMA peak above for the same thread count.",
@@ -936,6 +960,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=positive(int), default=None,
                    help="timed calls per measurement (default: adaptive)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions and a shorter peak probe")
+    p.add_argument("--rounds", type=positive(int), default=3,
+                   help="interleaved rounds per measurement, median taken (default: 3)")
     p.add_argument("--budget", type=positive(float), default=30.0,
                    help="seconds: symconv calls longer than this are not repeated (default: 30)")
     p.add_argument("--out", type=Path, default=HERE / "results", help="directory for latest.md/latest.json")
@@ -951,7 +977,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         plan = RepeatPlan(fixed=args.repeat)
     return Settings(
         shapes=args.shapes, threads=args.threads, plan=plan, budget_s=args.budget, quick=args.quick,
-        peak_trials=5 if args.quick else 11, peak_trial_ms=30.0 if args.quick else 50.0,
+        rounds=args.rounds, peak_trials=5 if args.quick else 11, peak_trial_ms=30.0 if args.quick else 50.0,
     )
 
 
@@ -980,7 +1006,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> dict[str, Any]:
         "command": shlex.join(["python", "benchmarks/suite.py", *argv]),
         "machine": machine_info(torch, runner.blas),
         "settings": {
-            "threads": settings.threads, "quick": settings.quick, "repeat": plan.fixed,
+            "threads": settings.threads, "quick": settings.quick, "rounds": settings.rounds, "repeat": plan.fixed,
             "target_s": plan.target_s, "min_samples": plan.min_samples, "max_samples": plan.max_samples,
             "min_sample_s": plan.min_sample_s, "warmup_s": plan.warmup_s, "budget_s": settings.budget_s,
             "tolerance": TOLERANCE,

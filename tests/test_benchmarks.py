@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def test_tiny_shape_runs_and_passes_its_check(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\noutro\n")
     code = suite.main([
-        "--shapes", "seed_tiny", "--threads", "1", "--repeat", "1", "--quick",
+        "--shapes", "seed_tiny", "--threads", "1", "--repeat", "1", "--rounds", "2", "--quick",
         "--out", str(tmp_path), "--update-readme", "--readme", str(readme),
     ])
     assert code == 0
@@ -54,7 +55,8 @@ def test_tiny_shape_runs_and_passes_its_check(tmp_path, capsys):
         for library in ("symconv", "torch"):
             assert row[library]["status"] == "ok"
             assert row[library]["check"] == "ok"
-            assert len(row[library]["samples"]) == 1  # --repeat 1
+            assert len(row[library]["samples"]) == 2  # --repeat 1, two rounds
+            assert row[library]["seconds"] == statistics.median(row[library]["rounds"])
     assert rows[0]["numpy"]["check"] == "ok"
     assert report["peak"]["used"]["1"] > 0
     page = (tmp_path / "latest.md").read_text()
@@ -80,6 +82,19 @@ def test_a_wrong_kernel_result_fails_the_run_loudly(tmp_path, monkeypatch, capsy
     report = json.loads((tmp_path / "latest.json").read_text())
     assert len(report["failures"]) == 1 and "backward-data" in report["failures"][0]
     assert "CORRECTNESS FAILURES" in capsys.readouterr().out
+
+
+def test_rounds_take_the_median_and_stop_at_a_skip():
+    def ok(seconds, error=1e-7):
+        return {"status": "ok", "seconds": seconds, "samples": [seconds], "rel_error": error, "check": "ok"}
+
+    spoiled = suite.combine_rounds([ok(1.0), ok(9.0, 2e-7), ok(1.2)])  # a busy moment in round 2
+    assert spoiled["seconds"] == 1.2 and spoiled["rounds"] == [1.0, 9.0, 1.2]
+    assert spoiled["samples"] == [1.0, 9.0, 1.2] and spoiled["rel_error"] == 2e-7 and spoiled["check"] == "ok"
+    failed = suite.combine_rounds([ok(1.0), dict(ok(1.0), check="FAIL")])
+    assert failed["check"] == "FAIL"
+    skipped = {"status": "skipped", "note": "predicted too slow"}
+    assert suite.combine_rounds([skipped]) == skipped
 
 
 def test_check_flags_a_wrong_result():
