@@ -24,17 +24,20 @@ def input_gradient_plan(spec: ConvSpec, dtype: str) -> ir.Plan | None:
 
 #: Layers whose input gradient takes the batch lanes: LeNet's C3 (four full blocks of 16), a batch
 #: of 28 (the second block holds 12 items), stride, asymmetric padding and dilation per axis, and
-#: float64 (8 lanes: 9 input channels would fill only 9 of 16 channel lanes).
+#: float64 (8 lanes: 9 input channels would fill only 9 of 16 channel lanes), rows and columns that
+#: no filter tap reaches.
 BATCHED = [
     (ConvSpec(input=(64, 6, 14, 14), weight=(16, 6, 5, 5), bias=True), "float32"),
     (ConvSpec(input=(28, 6, 9, 12), weight=(20, 6, 3, 3), padding=1), "float32"),
     (ConvSpec(input=(16, 7, 11, 13), weight=(5, 7, 3, 4), stride=(2, 1), padding=((1, 0), (2, 1)),
               dilation=(1, 2)), "float32"),
     (ConvSpec(input=(12, 9, 8, 10), weight=(11, 9, 3, 3), stride=2, padding=1, bias=True), "float64"),
+    # stride 3 over 2x2 filters: every third row and column is reached by no tap (zeros)
+    (ConvSpec(input=(16, 6, 11, 11), weight=(8, 6, 2, 2), stride=3), "float32"),
 ]
 
 
-@pytest.mark.parametrize("spec, dtype", BATCHED, ids=["lenet_c3", "partial_block", "strided_dilated", "float64"])
+@pytest.mark.parametrize("spec, dtype", BATCHED, ids=["lenet_c3", "partial_block", "strided_dilated", "float64", "unreached"])
 def test_batch_lanes_match_the_oracle(spec: ConvSpec, dtype: str) -> None:
     plan = input_gradient_plan(spec, dtype)
     assert isinstance(plan, ir.BlockedBatch)
