@@ -27,7 +27,8 @@ nothing. The plan is plain data (``codegen.ir.Blocked``); the template writes th
 Two more plans follow the same recipe: ``plan_weight`` (the weight gradient: output channels in
 the lanes, input channels × filter columns in a tile, the batch and positions summed in
 registers) and ``plan_reduce`` (the input gradient of layers with too few input channels for
-the lanes: the summed output channels go there instead).
+the lanes: the summed output channels go there instead; with six or more input channels and a
+batch that fills the lanes, ``symconv.lower_batch`` puts batch items there).
 
 Layers with too few channels on both sides (LeNet's C1, depthwise layers) put output *columns*
 in the lanes instead: ``plan_rows`` (forward pass, input gradient) and ``plan_rows_weight``
