@@ -89,6 +89,11 @@ ONE_TAP_PAIR = 4
 #: Filter rows longer than this run as a loop over their columns with one vector of lane
 #: channels per tile (measured on AlexNet's 11x11 filters: 98 GFLOP/s against 75 with two).
 LONG_ROW = 4
+#: Accumulator vectors of a tile whose filter row is such a loop: only one weight vector is live
+#: besides them, so more fit in the 32 registers without spilling (AlexNet's first layer, 55
+#: columns as 28 + 27 instead of 19 + 18 + 18: 2.71 -> 2.64 ms on two threads, 5.33 -> 5.18 on
+#: one, medians of 7 interleaved runs).
+LONG_ROW_TILE_VECTORS = 28
 #: Below this share of real lanes (lane channels / padded lane channels) the lanes waste more
 #: than the tile gains: such passes keep the general loop nest.
 MIN_LANE_USE = 0.75
@@ -346,7 +351,7 @@ def plan(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has
     wide = ONE_TAP_PAIR
     if taps_h * taps_w == 1 and blocks % wide == 0 and (groups == 1 or per_group % (wide * lanes) == 0):
         pair = wide  # one tap: no reuse of the broadcast along taps, so feed it to more vectors
-    width = max(1, TILE_VECTORS // pair)
+    width = max(1, (LONG_ROW_TILE_VECTORS if taps_w > LONG_ROW else TILE_VECTORS) // pair)
     tiles = column_tiles(cols, width)
     if taps_w <= LONG_ROW:  # unrolled filter rows only: a rolled column loop gives every pixel all taps
         tiles = bordered_tiles(tiles, cols, width)
