@@ -237,6 +237,15 @@ class BlockTile:
     spans: tuple[tuple[int, int], ...] = ()
 
 
+#: What makes two tiles the same C function: (width, column taps, spans).
+TileShape = tuple[int, int, tuple[tuple[int, int], ...]]
+
+
+def tile_shapes(tiles: tuple[BlockTile, ...]) -> tuple[TileShape, ...]:
+    """The distinct (width, column taps, spans) of ``tiles``, sorted: one C function each."""
+    return tuple(sorted({(tile.width, tile.taps, tile.spans) for tile in tiles}))
+
+
 @dataclass(frozen=True)
 class Blocked:
     """A kernel as register tiles with ``lanes`` channels per vector (see the template
@@ -294,9 +303,8 @@ class Blocked:
     out_row: int = 0
 
     @property
-    def shapes(self) -> tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]:
-        """The distinct (width, column taps, spans) of the tiles: one C function each."""
-        return tuple(sorted({(tile.width, tile.taps, tile.spans) for tile in self.tiles}))
+    def shapes(self) -> tuple[TileShape, ...]:
+        return tile_shapes(self.tiles)
 
 
 @dataclass(frozen=True)
@@ -392,9 +400,8 @@ class BlockedReduce:
     kernel: str = "grad_input"
 
     @property
-    def shapes(self) -> tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]:
-        """The distinct (width, column taps, spans) of the tiles: one C function each."""
-        return tuple(sorted({(tile.width, tile.taps, tile.spans) for tile in self.tiles}))
+    def shapes(self) -> tuple[TileShape, ...]:
+        return tile_shapes(self.tiles)
 
 
 @dataclass(frozen=True)
@@ -437,9 +444,8 @@ class BlockedBatch:
     kernel: str = "grad_input"
 
     @property
-    def shapes(self) -> tuple[tuple[int, int, tuple[tuple[int, int], ...]], ...]:
-        """The distinct (width, column taps, spans) of the tiles: one C function each."""
-        return tuple(sorted({(tile.width, tile.taps, tile.spans) for tile in self.tiles}))
+    def shapes(self) -> tuple[TileShape, ...]:
+        return tile_shapes(self.tiles)
 
 
 @dataclass(frozen=True)

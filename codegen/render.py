@@ -317,6 +317,20 @@ def by_element(width: int, taps: int, tap_col: int, pixel: int,
     return shift, [(offset - shift, groups[offset]) for offset in order]
 
 
+def by_column(width: int, taps: int, tap_col: int, pixel: int,
+              spans: Sequence[tuple[int, int]] = ()) -> tuple[int, list[tuple[int, list[tuple[int, int]]]]]:
+    """The terms of a tile's filter row by filter column: the offset of the first element the
+    row reads (as ``by_element``) and, per column taken by any pixel, [(pixel, offset of its
+    read from there), ...]. For tiles that broadcast one weight per column and channel and load
+    the read element as a vector: each column's weights are loaded once, for all its pixels."""
+    shift, groups = by_element(width, taps, tap_col, pixel, spans)
+    columns: dict[int, list[tuple[int, int]]] = {}
+    for offset, terms in groups:
+        for px, c in terms:
+            columns.setdefault(c, []).append((px, offset))
+    return shift, [(c, sorted(columns[c])) for c in sorted(columns)]
+
+
 #: How many reduced channels ahead an unrolled tile asks for its reads. The rows of consecutive
 #: channels lie a whole plane apart, a pattern the hardware prefetchers do not follow, so without
 #: it every channel's first loads wait for the L2 cache (resnet_3x3_56 forward, one thread:
@@ -341,6 +355,19 @@ def rolled(plan: Blocked, taps: int) -> bool:
     return taps * plan.pair > MAX_UNROLLED_TAPS
 
 
+def tiled_context(plan: Blocked | BlockedReduce | BlockedBatch, vector_bytes: int) -> dict[str, Any]:
+    """What every register-tiled template gets: the plan's fields, its tile shapes and their C
+    names, the widest tile, the row table."""
+    return {
+        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
+        "shapes": plan.shapes,
+        "tile_names": {shape: tile_name(*shape) for shape in plan.shapes},
+        "vector_bytes": vector_bytes,
+        "max_width": max(tile.width for tile in plan.tiles) if plan.tiles else 0,
+        "row_lines": row_lines(plan.rows),
+    }
+
+
 def blocked_context(plan: Blocked, vector_bytes: int = 64) -> dict[str, Any]:
     """The numbers ``blocked.c.j2`` needs besides the plan: packed-weight strides and rows."""
     ragged = [tile for tile in plan.tiles if tile.spans and rolled(plan, tile.taps)]
@@ -354,19 +381,14 @@ def blocked_context(plan: Blocked, vector_bytes: int = 64) -> dict[str, Any]:
     chan = plan.taps_h * row
     element = vector_bytes // plan.lanes
     return {
-        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
-        "shapes": plan.shapes,
+        **tiled_context(plan, vector_bytes),
         "lane_word": LANE_WORDS.get(plan.kernel, "lane"),
-        "vector_bytes": vector_bytes,
-        "max_width": max(tile.width for tile in plan.tiles) if plan.tiles else 0,
         "pack_row": row,
         "pack_chan": chan,
         "pack_block": plan.reduce * chan,
         "pack_size": plan.blocks * plan.reduce * chan,
         "pack_tap_row": plan.tap_step_h * row,
         "pack_tap_col": plan.tap_step_w * plan.lanes,
-        "row_lines": row_lines(plan.rows),
-        "tile_names": {shape: tile_name(*shape) for shape in plan.shapes},
         # unrolled filter rows: (first element read, terms by element); rolled ones are loops
         "by_element": by_elements,
         # per unrolled tile shape, the elements whose cache lines it asks for ahead
@@ -472,14 +494,13 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
     """The numbers ``blocked_reduce.c.j2`` needs besides the plan: packed strides, rows."""
     g_block = plan.grad_h * plan.grad_w * plan.lanes
     w_tap = plan.blocks * plan.lanes  # one filter tap of one input channel in the packed W
+    # tiles whose pixels take their own filter columns: their terms by column, each G column
+    # counted from the first one the tile reads (where its pointer points)
     ragged = {
-        shape: by_element(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes if shape[2]
+        shape: by_column(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes if shape[2]
     }
     return {
-        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
-        "shapes": plan.shapes,
-        "vector_bytes": vector_bytes,
-        "max_width": max(tile.width for tile in plan.tiles) if plan.tiles else 0,
+        **tiled_context(plan, vector_bytes),
         "g_block": g_block,
         "g_batch": plan.blocks * g_block,
         "gpack_size": plan.batch * plan.blocks * g_block,
@@ -496,30 +517,11 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
             width: lane_sums([f"a{px}_{c}" for px in range(width) for c in range(plan.channels)], plan.lanes)
             for width, _, _ in plan.shapes
         },
-        "tile_names": {shape: tile_name(*shape) for shape in plan.shapes},
-        # tiles whose pixels take their own filter columns: each term's G column, counted from
-        # the first one the tile reads (where its pointer points)
-        "term_columns": {shape: {term: offset for offset, terms in groups for term in terms}
-                         for shape, (_, groups) in ragged.items()},
+        "terms": ragged,
         "tile_reads": [tile.read + ragged[(tile.width, tile.taps, tile.spans)][0] if tile.spans else tile.read
                        for tile in plan.tiles],
         "mask_type": {4: "int", 8: "long long"}[vector_bytes // plan.lanes],
-        "row_lines": row_lines(plan.rows),
     }
-
-
-def by_column(width: int, taps: int, tap_col: int, pixel: int,
-              spans: Sequence[tuple[int, int]] = ()) -> tuple[int, list[tuple[int, list[tuple[int, int]]]]]:
-    """The terms of a tile's filter row by filter column: the offset of the first element the
-    row reads (as ``by_element``) and, per column taken by any pixel, [(pixel, offset of its
-    read from there), ...]. For tiles that broadcast one weight per column and channel and load
-    the read element as a vector: each column's weights are loaded once, for all its pixels."""
-    shift, groups = by_element(width, taps, tap_col, pixel, spans)
-    columns: dict[int, list[tuple[int, int]]] = {}
-    for offset, terms in groups:
-        for px, c in terms:
-            columns.setdefault(c, []).append((px, offset))
-    return shift, [(c, sorted(columns[c])) for c in sorted(columns)]
 
 
 def batch_context(plan: BlockedBatch, vector_bytes: int = 64) -> dict[str, Any]:
@@ -528,10 +530,7 @@ def batch_context(plan: BlockedBatch, vector_bytes: int = 64) -> dict[str, Any]:
     terms = {shape: by_column(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes}
     g_chan = plan.grad_h * plan.grad_w * plan.lanes  # one output channel of one batch block
     return {
-        **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
-        "shapes": plan.shapes,
-        "vector_bytes": vector_bytes,
-        "max_width": max(tile.width for tile in plan.tiles) if plan.tiles else 0,
+        **tiled_context(plan, vector_bytes),
         "g_chan": g_chan,
         "g_block": plan.summed * g_chan,
         "gpack_size": plan.blocks * plan.summed * g_chan,
@@ -540,10 +539,8 @@ def batch_context(plan: BlockedBatch, vector_bytes: int = 64) -> dict[str, Any]:
         "w_row": plan.tap_step_h * plan.weight_row,
         "w_col": plan.tap_step_w * plan.weight_col,
         "terms": terms,
-        "tile_names": {shape: tile_name(*shape) for shape in plan.shapes},
         # where each tile's pointer into the packed G points: the first element it reads
         "tile_reads": [tile.read + terms[(tile.width, tile.taps, tile.spans)][0] for tile in plan.tiles],
-        "row_lines": row_lines(plan.rows),
     }
 
 

@@ -202,6 +202,12 @@ def analyse_axis(pixel: sp.Symbol, extent: int, tap: sp.Symbol, taps: int, index
     return Axis(tuple(rows), tap_step or 1, read_step or 0, pixel_step, pixel_read)
 
 
+def block_rows(axis: Axis) -> tuple[ir.BlockRow, ...]:
+    """The axis's taps as a row table: per output row (or filter row), where its first valid tap
+    reads, that tap and how many."""
+    return tuple(ir.BlockRow(y, read, tap, count) for y, (tap, count, read) in enumerate(axis.taps))
+
+
 def column_tiles(axis: Axis, max_width: int) -> tuple[ir.BlockTile, ...]:
     """Output columns cut into tiles: runs of columns ``pixel_step`` apart with the same taps,
     split into nearly equal pieces of at most ``max_width``."""
@@ -385,7 +391,7 @@ def plan(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has
         out_pixel=cols.pixel_step,
         weight_index=c_code(weight_index),
         bias_index=bias,
-        rows=tuple(ir.BlockRow(oy, read, tap, count) for oy, (tap, count, read) in enumerate(rows.taps)),
+        rows=block_rows(rows),
         tiles=tiles,
         work=work,
         threaded=work >= PARALLEL_MIN_WORK,
@@ -551,7 +557,7 @@ def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         target_lane=int(flat_coefficient(form.target, lane, shapes)),
         target_chan=int(flat_coefficient(form.target, chan, shapes)),
         target_tap=int(flat_coefficient(form.target, t, shapes)),
-        rows=tuple(ir.BlockRow(row, read, tap, count) for row, (tap, count, read) in enumerate(rows.taps)),
+        rows=block_rows(rows),
         tiles=tiles,
         chan_blocks=tuple(chan_blocks),
         work=work,
@@ -633,7 +639,7 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         out_base=c_code(out_base),
         out_chan=int(flat_coefficient(form.target, chan, shapes)),
         out_pixel=cols.pixel_step,
-        rows=tuple(ir.BlockRow(oy, read, tap, count) for oy, (tap, count, read) in enumerate(rows.taps)),
+        rows=block_rows(rows),
         tiles=bordered_tiles(column_tiles(cols, width), cols, width),
         work=work,
         threaded=work >= PARALLEL_MIN_WORK,
@@ -761,7 +767,7 @@ def plan_rows(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str
         out_row=out_row,
         bias_lane=bias_lane,
         bias_group=bias_group,
-        rows=tuple(ir.BlockRow(oy, ry, tap, count) for oy, (tap, count, ry) in enumerate(rows.taps)),
+        rows=block_rows(rows),
         borders=borders,
         tiles=tuple(tiles),
         work=work,
@@ -896,7 +902,7 @@ def plan_rows_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], cty
         target_chan=target_chan,
         target_tap_row=target_tap_row,
         target_tap_col=target_tap_col,
-        rows=tuple(ir.BlockRow(row, ry, first, count) for row, (first, count, ry) in enumerate(rows.taps)),
+        rows=block_rows(rows),
         borders=borders,
         work=work,
         threaded=work >= PARALLEL_MIN_WORK,

@@ -153,31 +153,38 @@ def test_weights_changed_in_place_are_seen() -> None:
     assert_close(kernel.forward(x, w), 2 * first.astype(np.float64), "float32", "after w *= 2")
 
 
+def calls_from_threads(call, threads: int = 4, calls: int = 5) -> list:
+    """What ``call()`` returned, ``calls`` times on each of ``threads`` Python threads at once."""
+    results: list = []
+    lock = threading.Lock()
+
+    def work() -> None:
+        for _ in range(calls):
+            got = call()
+            with lock:
+                results.append(got)
+
+    started = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join()
+    assert len(results) == threads * calls
+    return results
+
+
 def test_concurrent_calls_agree() -> None:
     """Calls from several Python threads at once (one takes the loop nest) give the same result."""
     spec = ConvSpec(input=(2, 32, 20, 20), weight=(32, 32, 3, 3), padding=1)
     kernel = run(spec, "float32")
     arrays = random_arrays(spec, "float32")
     expected = reference_outputs(spec, arrays)
-    results: list[np.ndarray] = []
-    lock = threading.Lock()
-
-    def work() -> None:
-        for _ in range(5):
-            out = kernel.forward(arrays["x"], arrays["w"])
-            grad_w = kernel.grad_weight(arrays["x"], arrays["grad_out"])
-            with lock:
-                results.extend([out, grad_w])
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 40
-    for index, got in enumerate(results):
-        name = "out" if index % 2 == 0 else "grad_w"
-        assert_close(got, expected[name], "float32", f"{name}, call {index}")
+    results = calls_from_threads(
+        lambda: (kernel.forward(arrays["x"], arrays["w"]), kernel.grad_weight(arrays["x"], arrays["grad_out"]))
+    )
+    for index, (out, grad_w) in enumerate(results):
+        assert_close(out, expected["out"], "float32", f"out, call {index}")
+        assert_close(grad_w, expected["grad_w"], "float32", f"grad_w, call {index}")
 
 
 @pytest.mark.parametrize("batch", [1, 2, 3, 5])

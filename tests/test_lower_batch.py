@@ -4,8 +4,6 @@ padding, dilation, float64, the portable build, concurrent calls that take the l
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -14,7 +12,7 @@ from symconv import ConvSpec
 from symconv.lower import lower
 from symconv.lower_batch import MIN_CHANNELS
 from symconv.pipeline import run
-from tests.test_blocked import check_built, check_portable
+from tests.test_blocked import calls_from_threads, check_built, check_portable
 from tests.test_render_c import assert_close, random_arrays, reference_outputs
 
 
@@ -75,20 +73,6 @@ def test_concurrent_calls_agree() -> None:
     kernel = run(spec, "float32")
     arrays = random_arrays(spec, "float32")
     expected = reference_outputs(spec, arrays)["grad_x"]
-    results: list[np.ndarray] = []
-    lock = threading.Lock()
-
-    def work() -> None:
-        for _ in range(5):
-            got = kernel.grad_input(arrays["grad_out"], arrays["w"])
-            with lock:
-                results.append(got)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 20
+    results = calls_from_threads(lambda: kernel.grad_input(arrays["grad_out"], arrays["w"]))
     for index, got in enumerate(results):
         assert_close(got, expected, "float32", f"grad_x, call {index}")
