@@ -301,6 +301,9 @@ class Blocked:
     #: for, the input gradient, which writes 25 MB, stayed at 16 ms).
     read_row: int = 0
     out_row: int = 0
+    #: Weight vectors of one filter row (filter columns × ``pair``) a tile may keep in registers,
+    #: the row unrolled; a longer row stays a loop over its columns with one column's live.
+    unrolled_weights: int = 8
 
     @property
     def shapes(self) -> tuple[TileShape, ...]:

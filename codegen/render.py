@@ -276,9 +276,6 @@ LANE_WORDS = {"forward": "output", "grad_input": "input"}
 
 #: Independent accumulators a tile needs to keep the multiply-add units busy (latency x units).
 MIN_CHAINS = 8
-#: Weight vectors of one filter row unrolled in a tile's inner loop; longer rows stay a loop (with
-#: all their weight vectors live at once, the compiler would spill accumulators).
-MAX_UNROLLED_TAPS = 8
 
 
 def row_lines(rows: Sequence[BlockRow]) -> list[str]:
@@ -351,8 +348,9 @@ def prefetch_offsets(terms: Sequence[tuple[int, Any]], element: int) -> list[int
 
 
 def rolled(plan: Blocked, taps: int) -> bool:
-    """Whether a tile's filter row stays a loop over its columns (too many weight vectors)."""
-    return taps * plan.pair > MAX_UNROLLED_TAPS
+    """Whether a tile's filter row stays a loop over its columns (too many weight vectors: with
+    all of them live at once, the compiler would spill accumulators)."""
+    return taps * plan.pair > plan.unrolled_weights
 
 
 def tiled_context(plan: Blocked | BlockedReduce | BlockedBatch, vector_bytes: int) -> dict[str, Any]:
@@ -368,8 +366,9 @@ def tiled_context(plan: Blocked | BlockedReduce | BlockedBatch, vector_bytes: in
     }
 
 
-def blocked_context(plan: Blocked, vector_bytes: int = 64) -> dict[str, Any]:
+def blocked_context(plan: Blocked, ctype: str) -> dict[str, Any]:
     """The numbers ``blocked.c.j2`` needs besides the plan: packed-weight strides and rows."""
+    vector_bytes = plan.lanes * ELEMENT_BYTES[ctype]
     ragged = [tile for tile in plan.tiles if tile.spans and rolled(plan, tile.taps)]
     if ragged:
         raise ValueError(f"tiles with their own filter columns per pixel must be unrolled, but got {ragged[0]}")
@@ -416,8 +415,9 @@ WEIGHT_PASS_WORK = 131072
 TILE_WORK = 20
 
 
-def weight_context(plan: BlockedWeight, vector_bytes: int = 64) -> dict[str, Any]:
+def weight_context(plan: BlockedWeight, ctype: str) -> dict[str, Any]:
     """The numbers ``blocked_weight.c.j2`` needs besides the plan: packed-G strides, tables."""
+    vector_bytes = plan.lanes * ELEMENT_BYTES[ctype]
     block = plan.out_h * plan.out_w * plan.lanes
     index = {shape: position for position, shape in enumerate(plan.shapes)}
     tasks = [
@@ -490,8 +490,9 @@ def tile_name(width: int, taps: int, spans: Sequence[tuple[int, int]] = ()) -> s
     return f"tile_{width}x{taps}" + ("_s" + "_".join(f"{first}{count}" for first, count in spans) if spans else "")
 
 
-def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any]:
+def reduce_context(plan: BlockedReduce, ctype: str) -> dict[str, Any]:
     """The numbers ``blocked_reduce.c.j2`` needs besides the plan: packed strides, rows."""
+    vector_bytes = plan.lanes * ELEMENT_BYTES[ctype]
     g_block = plan.grad_h * plan.grad_w * plan.lanes
     w_tap = plan.blocks * plan.lanes  # one filter tap of one input channel in the packed W
     # tiles whose pixels take their own filter columns: their terms by column, each G column
@@ -524,9 +525,10 @@ def reduce_context(plan: BlockedReduce, vector_bytes: int = 64) -> dict[str, Any
     }
 
 
-def batch_context(plan: BlockedBatch, vector_bytes: int = 64) -> dict[str, Any]:
+def batch_context(plan: BlockedBatch, ctype: str) -> dict[str, Any]:
     """The numbers ``blocked_batch.c.j2`` needs besides the plan: packed-G strides, the terms
     of each tile shape by filter column, where each tile reads."""
+    vector_bytes = plan.lanes * ELEMENT_BYTES[ctype]
     terms = {shape: by_column(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes}
     g_chan = plan.grad_h * plan.grad_w * plan.lanes  # one output channel of one batch block
     return {
@@ -566,15 +568,21 @@ def rows_weight_context(plan: RowWeight, ctype: str) -> dict[str, Any]:
     }
 
 
-#: Streaming (cache-bypassing) vector stores by element type: the intrinsic and its vector type.
-STREAM_STORES = {"float": ("_mm512_stream_ps", "__m512"), "double": ("_mm512_stream_pd", "__m512d")}
+#: Streaming (cache-bypassing) vector stores by vector bytes and element type: the macro that says
+#: the compiler has them, the intrinsic, its vector type.
+STREAM_STORES = {
+    (64, "float"): ("__AVX512F__", "_mm512_stream_ps", "__m512"),
+    (64, "double"): ("__AVX512F__", "_mm512_stream_pd", "__m512d"),
+    (32, "float"): ("__AVX__", "_mm256_stream_ps", "__m256"),
+    (32, "double"): ("__AVX__", "_mm256_stream_pd", "__m256d"),
+}
 
 
 def pointwise_context(plan: Pointwise, kernel: Kernel, ctype: str) -> dict[str, Any]:
     """The numbers ``pointwise.c.j2`` needs besides the plan: tile shapes, unread arguments."""
     used = {"w", plan.read_arg, plan.out_arg, *(["b"] if plan.bias else [])}
     element = ELEMENT_BYTES[ctype]
-    store, vector_type = STREAM_STORES[ctype]
+    guard, store, vector_type = STREAM_STORES[plan.lanes * element, ctype]
     return {
         **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
         "element_bytes": element,
@@ -582,6 +590,7 @@ def pointwise_context(plan: Pointwise, kernel: Kernel, ctype: str) -> dict[str, 
         "shapes": [(rows, vectors) for rows, _ in plan.row_tiles for vectors in range(1, plan.vectors + 1)],
         # a strip's rows may start anywhere in a cache line: one line more than their length
         "strip_bytes": plan.vectors * plan.lanes * element + 64,
+        "stream_guard": guard,
         "stream_store": store,
         "stream_type": vector_type,
         "unused": unread(kernel, used),
@@ -623,10 +632,10 @@ def _context(module: Module) -> dict[str, Any]:
                 "definition": declaration(head, parameters(module, kernel, restrict=True)),
                 "prototype": declaration(head, parameters(module, kernel, restrict=False)) + ";",
                 "body": body(module, kernel),
-                "blocked": blocked_context(plan) if isinstance(plan, Blocked) else None,
-                "blocked_weight": weight_context(plan) if isinstance(plan, BlockedWeight) else None,
-                "blocked_reduce": reduce_context(plan) if isinstance(plan, BlockedReduce) else None,
-                "blocked_batch": batch_context(plan) if isinstance(plan, BlockedBatch) else None,
+                "blocked": blocked_context(plan, module.ctype) if isinstance(plan, Blocked) else None,
+                "blocked_weight": weight_context(plan, module.ctype) if isinstance(plan, BlockedWeight) else None,
+                "blocked_reduce": reduce_context(plan, module.ctype) if isinstance(plan, BlockedReduce) else None,
+                "blocked_batch": batch_context(plan, module.ctype) if isinstance(plan, BlockedBatch) else None,
                 "rows": rows_context(plan, kernel, module.ctype) if isinstance(plan, RowVector) else None,
                 "rows_weight": rows_weight_context(plan, module.ctype) if isinstance(plan, RowWeight) else None,
                 "pointwise": pointwise_context(plan, kernel, module.ctype) if isinstance(plan, Pointwise) else None,

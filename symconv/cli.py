@@ -28,6 +28,7 @@ from .derive import derive
 from .layers.cli import add_layer_command, layer_command
 from .render import FORMATS, WRT, document, render
 from .spec import ConvSpec
+from .target import TARGETS
 from .train.command import add_train_command, train_command
 
 
@@ -137,6 +138,14 @@ def demo(args: argparse.Namespace) -> int:
     return run_demo(spec, dtype=args.dtype, seed=args.seed)
 
 
+def chosen_target(name: str):
+    """The tile sizes ``--target`` asks for: this CPU's ("native") or a named target's."""
+    from .pipeline import native_target
+    from .target import target_named
+
+    return native_target() if name == "native" else target_named(name)
+
+
 def generate_command(args: argparse.Namespace) -> int:
     """Write the layer's kernels as a standalone ``.c``/``.h`` pair (or refresh the golden files)."""
     from .export import GOLDEN_DIR, export, in_source_checkout, update_golden
@@ -151,7 +160,7 @@ def generate_command(args: argparse.Namespace) -> int:
         if not (args.shapes or args.input or args.weight):
             raise UsageError("give a layer (e.g. 3x3 2x2, or --input/--weight), or --update-golden")
         try:
-            paths = list(export(build_spec(args), args.out, args.dtype, args.name))
+            paths = list(export(build_spec(args), args.out, args.dtype, args.name, chosen_target(args.target)))
         except (ValueError, TypeError, OSError) as exc:
             raise UsageError(str(exc)) from exc
     for path in paths:
@@ -270,6 +279,10 @@ def make_parser() -> Parser:
     g.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     g.add_argument("--name", help="C identifier prefixing every function and macro (default: from the layer)")
     g.add_argument("--out", default=".", help="directory to write into (default: .)")
+    g.add_argument(
+        "--target", choices=("native", *TARGETS), default="native",
+        help="CPU the register tiles are sized for (default: this one; the golden files use avx512)",
+    )
     g.add_argument("--update-golden", action="store_true", help="regenerate the committed examples in generated/")
 
     sub.add_parser("verify", parents=[layer], help="prove the gradients are the lecture's convolutions (exit 1 if not)")

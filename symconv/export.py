@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from .spec import ConvSpec
+from .target import DEFAULT, Target
 
 #: The committed examples: file name → (layer, dtype).
 GOLDEN: dict[str, tuple[ConvSpec, str]] = {
@@ -48,12 +49,17 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def export(
-    spec: ConvSpec, out_dir: str | os.PathLike[str], dtype: str = "float32", name: str | None = None
+    spec: ConvSpec,
+    out_dir: str | os.PathLike[str],
+    dtype: str = "float32",
+    name: str | None = None,
+    target: Target = DEFAULT,
 ) -> tuple[Path, Path]:
     """Write ``<name>.c`` and ``<name>.h`` for ``spec`` into ``out_dir`` (created if missing).
 
     ``name`` (a C identifier) prefixes every function and macro; by default it is derived from
-    the layer (see ``symconv.lower.module_name``). Returns the two paths.
+    the layer (see ``symconv.lower.module_name``). ``target`` sizes the register tiles for a
+    kind of CPU (``symconv.target``; the C is correct on any). Returns the two paths.
     """
     # The code generator (SymPy lowering, Jinja2) loads here, not when symconv is imported.
     from codegen.render import render_module
@@ -65,7 +71,7 @@ def export(
     directory = Path(out_dir)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"out_dir must be a directory, but {str(directory)!r} is a file")
-    rendered = render_module(lower(spec, dtype, name))
+    rendered = render_module(lower(spec, dtype, name, target=target))
     directory.mkdir(parents=True, exist_ok=True)
     c_path, h_path = directory / f"{rendered.name}.c", directory / f"{rendered.name}.h"
     write_atomic(c_path, rendered.source)

@@ -54,6 +54,7 @@ from codegen import ir
 from .derive import derive
 from .general import INPUT_COORDS, OUTPUT_COORDS, TAP_COORDS, IndexForm, Loop, Quotient, parameter_values
 from .spec import ConvSpec
+from .target import DEFAULT, Target
 
 #: numpy dtype name → C element type.
 C_TYPES = {"float32": "float", "float64": "double"}
@@ -885,13 +886,20 @@ def lower_form(form: IndexForm, symbolic: IndexForm, layer: Layer) -> ir.Kernel:
     )
 
 
-def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None, tiled: bool = True) -> ir.Module:
+def lower(
+    spec: ConvSpec,
+    dtype: object = "float32",
+    name: str | None = None,
+    tiled: bool = True,
+    target: Target = DEFAULT,
+) -> ir.Module:
     """The C kernels of ``spec`` as a ``codegen.ir.Module`` (forward, grad_input, grad_weight,
     and grad_bias with a bias), element type ``dtype`` ("float32" or "float64").
 
     ``name`` (a C identifier) prefixes every function; by default it comes from the layer.
     With ``tiled`` the passes that suit it also get a register-tiled version
-    (``symconv.lower_blocked``), which their C function then runs.
+    (``symconv.lower_blocked``), which their C function then runs, its tiles sized for
+    ``target`` (``symconv.target``: the vector width and registers of the CPU it will run on).
     """
     if not isinstance(spec, ConvSpec):
         raise TypeError(f"spec must be a ConvSpec, but got {type(spec).__name__}")
@@ -913,20 +921,21 @@ def lower(spec: ConvSpec, dtype: object = "float32", name: str | None = None, ti
 
         shapes = layer.shapes
         plans = [
-            plan_pointwise(specialised[key], shapes, ctype) or fast.plan(specialised[key], shapes, ctype, spec.bias)
+            plan_pointwise(specialised[key], shapes, ctype, target)
+            or fast.plan(specialised[key], shapes, ctype, spec.bias, target)
             for key in ("O", "dX")
         ]
         if plans[0] is None:  # too few output channels for the lanes: put output columns there
-            plans[0] = fast.plan_rows(specialised["O"], shapes, ctype)
+            plans[0] = fast.plan_rows(specialised["O"], shapes, ctype, target)
         if plans[1] is None:  # too few input channels for the lanes: batch items there, if enough
-            plans[1] = plan_batch(specialised["dX"], shapes, ctype)
+            plans[1] = plan_batch(specialised["dX"], shapes, ctype, target)
         if plans[1] is None:  # or sum the output channels in them
-            plans[1] = fast.plan_reduce(specialised["dX"], shapes, ctype)
+            plans[1] = fast.plan_reduce(specialised["dX"], shapes, ctype, target)
         if plans[1] is None:  # or put columns of the input gradient there
-            plans[1] = fast.plan_rows(specialised["dX"], shapes, ctype)
-        plans.append(fast.plan_weight(specialised["dW"], shapes, ctype))
+            plans[1] = fast.plan_rows(specialised["dX"], shapes, ctype, target)
+        plans.append(fast.plan_weight(specialised["dW"], shapes, ctype, target))
         if plans[2] is None:  # too few output channels for the lanes: put output columns there
-            plans[2] = fast.plan_rows_weight(specialised["dW"], shapes, ctype)
+            plans[2] = fast.plan_rows_weight(specialised["dW"], shapes, ctype, target)
         blocked = tuple(p for p in plans if p is not None)
     return ir.Module(
         name=name, ctype=ctype, layer=spec.describe(), macros=macros, tensors=layouts, kernels=kernels,

@@ -31,14 +31,13 @@ from .lower_blocked import (
     ELEMENT_BYTES,
     MAX_PACK_BYTES,
     MIN_LANE_USE,
-    TILE_VECTORS,
-    VECTOR_BYTES,
     block_rows,
     bordered_tiles,
     column_tiles,
     input_gradient_axes,
     nest_work,
 )
+from .target import DEFAULT, Target
 
 
 #: Fewer input channels than this keep ``plan_reduce``. Measured (input gradient, ms on two
@@ -51,19 +50,21 @@ from .lower_blocked import (
 MIN_CHANNELS = 6
 
 
-def plan_batch(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.BlockedBatch | None:
+def plan_batch(
+    form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, target: Target = DEFAULT
+) -> ir.BlockedBatch | None:
     """The input gradient with batch items in the lanes, or None where it does not apply: one
-    group, ``MIN_CHANNELS`` to ``TILE_VECTORS // 2`` input channels (a tile keeps a vector per
+    group, ``MIN_CHANNELS`` to ``target.tile_vectors // 2`` input channels (a tile keeps a vector per
     channel and pixel) and a batch that fills at least ``MIN_LANE_USE`` of its vectors."""
     if form.name != "dX" or len(form.free) != 4 or len(form.sums) != 3:
         return None
-    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    lanes = target.lanes(ELEMENT_BYTES[ctype])
     n, chan, _, _ = (loop.var for loop in form.free)
     k, r, t = (loop.var for loop in form.sums)
     extents = {loop.var: int(loop.hi) - int(loop.lo) + 1 for loop in form.free + form.sums}
     batch, channels, summed = extents[n], extents[chan], extents[k]
     blocks = ceil(batch / lanes)
-    if channels < MIN_CHANNELS or channels > TILE_VECTORS // 2 or batch / (blocks * lanes) < MIN_LANE_USE:
+    if channels < MIN_CHANNELS or channels > target.tile_vectors // 2 or batch / (blocks * lanes) < MIN_LANE_USE:
         return None
     grad_h, grad_w = shapes["G"][-2], shapes["G"][-1]
     if blocks * lanes * summed * grad_h * grad_w * ELEMENT_BYTES[ctype] > MAX_PACK_BYTES:
@@ -78,7 +79,7 @@ def plan_batch(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: st
         return None
     weight_summed, weight_chan, weight_r, weight_t = (int(step) for step in steps)
     names = {s: sp.Symbol(s) for s in ("n", "k", "i", "oy")}
-    width = max(1, TILE_VECTORS // channels)  # pixels per tile: one vector of sums per input channel
+    width = max(1, target.tile_vectors // channels)  # pixels per tile: one vector of sums per input channel
     work = nest_work(form.free + form.sums, extents)
     return ir.BlockedBatch(
         lanes=lanes,

@@ -56,24 +56,15 @@ from .lower import (
     flat_offset,
     prune_guards,
 )
+from .target import DEFAULT, Target
 
-#: Bytes in one vector of the register tile (one AVX-512 register; narrower CPUs use several).
-VECTOR_BYTES = 64
 ELEMENT_BYTES = ir.ELEMENT_BYTES
-#: Accumulator vectors per register tile: enough to hide the multiply-add latency, few enough
-#: to stay in the 32 vector registers with the weight vectors.
-TILE_VECTORS = 20
 #: Vectors of lane channels per register tile, by preference: each broadcast element then
 #: feeds that many multiply-adds.
 PAIRS = (2, 1)
 #: Vector blocks of output channels per weight-gradient tile, by preference: with two, each
 #: broadcast input element feeds two multiply-adds (measured: twice as fast on 32 channels).
 WEIGHT_PAIRS = (2, 1)
-#: Accumulator vectors of a weight-gradient tile at most (input channels × filter columns ×
-#: pair): 3 × 3 × 2 on 3×3 filters (measured 3 % faster than 4 channels on VGG's 256-channel 28×28
-#: layer, 4 % slower on a stride-2 one), 1 × 11 × 2 on AlexNet's 11×11 (against 3 × 3 × 2 and
-#: 3 × 2 × 2 tiles: 4.7 against 5.1 ms).
-WEIGHT_TILE_VECTORS = 22
 #: Parts of the batch a threaded weight gradient sums on their own, added up at the end (always
 #: in the same order, so results do not depend on the thread count). Each thread then reads
 #: only its part of the packed G, which it packed itself, instead of all of it.
@@ -84,16 +75,6 @@ WEIGHT_PARTS = 2
 #: one cache line, while every channel of a tile is a read stream of its own. Measured on 3×3
 #: layers with padding, 3 channels × 3 columns against 10 channels × 1 column: 6-10 % faster.
 MIN_SHARED = 0.75
-#: Vectors per register tile for 1x1 filters (where a broadcast element has no other use).
-ONE_TAP_PAIR = 4
-#: Filter rows longer than this run as a loop over their columns with one vector of lane
-#: channels per tile (measured on AlexNet's 11x11 filters: 98 GFLOP/s against 75 with two).
-LONG_ROW = 4
-#: Accumulator vectors of a tile whose filter row is such a loop: only one weight vector is live
-#: besides them, so more fit in the 32 registers without spilling (AlexNet's first layer, 55
-#: columns as 28 + 27 instead of 19 + 18 + 18: 2.71 -> 2.64 ms on two threads, 5.33 -> 5.18 on
-#: one, medians of 7 interleaved runs).
-LONG_ROW_TILE_VECTORS = 28
 #: Below this share of real lanes (lane channels / padded lane channels) the lanes waste more
 #: than the tile gains: such passes keep the general loop nest.
 MIN_LANE_USE = 0.75
@@ -299,11 +280,13 @@ def _lane_and_reduce(form: IndexForm) -> tuple[sp.Symbol, sp.Symbol, sp.Symbol |
     return lane, reduce, group
 
 
-def plan(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has_bias: bool) -> ir.Blocked | None:
+def plan(
+    form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has_bias: bool, target: Target = DEFAULT
+) -> ir.Blocked | None:
     """The register-tile plan of one 2-D form ("O" or "dX"), or None where it does not pay."""
     if form.name not in FORMS or len(form.free) < 4 or len(form.sums) != 3:
         return None
-    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    lanes = target.lanes(ELEMENT_BYTES[ctype])
     lane, reduce, group = _lane_and_reduce(form)
     extents = {loop.var: int(loop.hi) - int(loop.lo) + 1 for loop in form.free + form.sums}
     groups = extents.get(group, 1) if group is not None else 1
@@ -352,14 +335,14 @@ def plan(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has
         access = next(iter(sp.sympify(form.plus).atoms(sp.Indexed)))
         bias = c_code(flat_offset([sp.sympify(access.indices[0]).xreplace({**at_group, lane: names["l"]})],
                                   shapes[access.base.name]))
-    if taps_w > LONG_ROW:
+    if taps_w > target.long_row:
         pair = 1  # the column loop stays rolled: one weight vector feeds a row of broadcast FMAs
-    wide = ONE_TAP_PAIR
+    wide = target.one_tap_pair
     if taps_h * taps_w == 1 and blocks % wide == 0 and (groups == 1 or per_group % (wide * lanes) == 0):
         pair = wide  # one tap: no reuse of the broadcast along taps, so feed it to more vectors
-    width = max(1, (LONG_ROW_TILE_VECTORS if taps_w > LONG_ROW else TILE_VECTORS) // pair)
+    width = max(1, (target.long_row_tile_vectors if taps_w > target.long_row else target.tile_vectors) // pair)
     tiles = column_tiles(cols, width)
-    if taps_w <= LONG_ROW:  # unrolled filter rows only: a rolled column loop gives every pixel all taps
+    if taps_w <= target.long_row:  # unrolled filter rows only: a rolled column loop gives every pixel all taps
         tiles = bordered_tiles(tiles, cols, width)
     work = nest_work(form.free + form.sums, extents)
     one_tap = taps_h * taps_w == 1
@@ -398,6 +381,7 @@ def plan(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, has
         chunk=chunk,
         read_row=read_row if one_tap else 0,
         out_row=out_shape[-1] if one_tap else 0,
+        unrolled_weights=target.unrolled_weights,
     )
 
 
@@ -467,7 +451,9 @@ def tap_tiles(
     return tuple(tiles), tuple(edges)
 
 
-def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.BlockedWeight | None:
+def plan_weight(
+    form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, target: Target = DEFAULT
+) -> ir.BlockedWeight | None:
     """The register-tile plan of the 2-D weight gradient, or None where it does not pay.
 
     ``dW[k, c, r, t] = Σ_{n, i, j} G[n, k, i, j] · X[n, c, RY(i, r), RX(j, t)]``: the output
@@ -477,7 +463,7 @@ def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
     """
     if form.name != "dW" or len(form.free) < 4 or len(form.sums) != 3:
         return None
-    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    lanes = target.lanes(ELEMENT_BYTES[ctype])
     free = [loop.var for loop in form.free]
     group = next((v for v in free if v.name == "g"), None)
     lane, chan, r, t = free[-4:]
@@ -493,6 +479,8 @@ def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         return None
     if extents[n] * blocks * lanes * extents[i] * extents[j] * ELEMENT_BYTES[ctype] > MAX_PACK_BYTES:
         return None
+    if extents[n] == 0:
+        return None  # an empty batch: the tiles would write nothing, the loop nest writes the zeros
     grad = next(a for a in form.term.atoms(sp.Indexed) if a.base.name == "G")
     read = next(a for a in form.term.atoms(sp.Indexed) if a.base.name == "X")
     if not separable(form.guards, {r, i}, {t, j}):
@@ -505,7 +493,7 @@ def plan_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         size for size in WEIGHT_PAIRS if blocks % size == 0 and (groups == 1 or per_group % (size * lanes) == 0)
     )
     runs = tap_runs(cols)
-    most = max(1, WEIGHT_TILE_VECTORS // pair)  # filter columns × input channels per tile
+    most = max(1, target.weight_tile_vectors // pair)  # filter columns × input channels per tile
     widest = max(len(run) for run in runs)
     width = ceil(widest / ceil(widest / most))
     chan_block = min(channels, max(1, most // width))
@@ -585,7 +573,9 @@ def input_gradient_axes(form: IndexForm, shapes: Mapping[str, tuple[int, ...]]) 
     return None if rows is None or cols is None else (rows, cols)
 
 
-def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.BlockedReduce | None:
+def plan_reduce(
+    form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, target: Target = DEFAULT
+) -> ir.BlockedReduce | None:
     """The input gradient with the *summed* channels in the lanes, for layers whose input
     channels are too few to fill a vector (an RGB image layer, LeNet's C3).
 
@@ -595,13 +585,13 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
     """
     if form.name != "dX" or len(form.free) != 4 or len(form.sums) != 3:
         return None  # one group only
-    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    lanes = target.lanes(ELEMENT_BYTES[ctype])
     n, chan, y, x = (loop.var for loop in form.free)
     k, r, t = (loop.var for loop in form.sums)
     extents = {loop.var: int(loop.hi) - int(loop.lo) + 1 for loop in form.free + form.sums}
     channels, summed = extents[chan], extents[k]
     blocks = ceil(summed / lanes)
-    if channels < 2 or channels > TILE_VECTORS // 2 or summed / (blocks * lanes) < MIN_LANE_USE:
+    if channels < 2 or channels > target.tile_vectors // 2 or summed / (blocks * lanes) < MIN_LANE_USE:
         return None
     if extents[n] * blocks * lanes * shapes["G"][-2] * shapes["G"][-1] * ELEMENT_BYTES[ctype] > MAX_PACK_BYTES:
         return None
@@ -617,7 +607,7 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
         shapes["W"],
     )
     out_base = flat_offset([names["n"], 0, names["oy"], 0], shapes["dX"])
-    width = max(1, TILE_VECTORS // channels)  # pixels per tile: one accumulator per input channel
+    width = max(1, target.tile_vectors // channels)  # pixels per tile: one accumulator per input channel
     work = nest_work(form.free + form.sums, extents)
     return ir.BlockedReduce(
         lanes=lanes,
@@ -648,14 +638,14 @@ def plan_reduce(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: s
 
 # -- layers with too few channels for the lanes: output columns in the lanes --------------------
 
-#: Accumulator vectors per row tile (channels × vectors of the row).
-ROW_TILE_VECTORS = 24
 #: Rows (interiors) narrower than this keep the loop nest: a layer that small costs its call,
 #: not its arithmetic, and its loop nest stays the readable one (the lecture example).
 MIN_ROW_LANES = 4
 
 
-def plan_rows(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.RowVector | None:
+def plan_rows(
+    form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, target: Target = DEFAULT
+) -> ir.RowVector | None:
     """The forward pass or input gradient with output columns in the vector lanes, or None
     where it does not apply.
 
@@ -714,7 +704,7 @@ def plan_rows(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str
     interior = [j for j, (first, count, _) in enumerate(cols.taps) if first == 0 and count == taps_w]
     if not interior or interior != list(range(interior[0], interior[-1] + 1)):
         return None
-    vectors = _row_vectors(len(interior), ctype)
+    vectors = _row_vectors(len(interior), ctype, target)
     if vectors is None:
         return None
     lanes, starts, _ = vectors  # a last vector that overlaps the one before stores the same values
@@ -729,8 +719,9 @@ def plan_rows(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str
         if j not in interior
     )
     channels = extents[lane]
-    per_tile = max(1, ROW_TILE_VECTORS // len(starts)) if len(starts) <= ROW_TILE_VECTORS else 1
-    column_groups = [tuple(starts[i : i + ROW_TILE_VECTORS]) for i in range(0, len(starts), ROW_TILE_VECTORS)]
+    most = target.row_tile_vectors
+    per_tile = max(1, most // len(starts)) if len(starts) <= most else 1
+    column_groups = [tuple(starts[i : i + most]) for i in range(0, len(starts), most)]
     tiles = [
         ir.RowTile(at, count, group, group is column_groups[-1])
         for at, count in even_pieces(channels, per_tile)
@@ -775,8 +766,6 @@ def plan_rows(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str
     )
 
 
-#: Accumulator vectors of a weight-gradient row tile (output channels × filter columns).
-ROW_WEIGHT_VECTORS = 20
 #: The most bytes of partial sums a weight-gradient row task keeps on its thread's stack.
 ROW_WEIGHT_PARTIAL_BYTES = 1 << 16
 #: Bytes of X and G rows a weight-gradient row task reads per block of the batch: it passes
@@ -784,10 +773,10 @@ ROW_WEIGHT_PARTIAL_BYTES = 1 << 16
 ROW_WEIGHT_CACHE_BYTES = 24 * 1024
 
 
-def _row_vectors(width: int, ctype: str) -> tuple[int, list[int], list[int]] | None:
+def _row_vectors(width: int, ctype: str, target: Target) -> tuple[int, list[int], list[int]] | None:
     """Lanes per vector for rows of ``width`` entries, the first entry of each vector and how
     many of its leading lanes the vector before already covers (the last one may overlap)."""
-    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    lanes = target.lanes(ELEMENT_BYTES[ctype])
     while lanes > 1 and lanes > width:
         lanes //= 2
     if lanes < MIN_ROW_LANES:
@@ -800,7 +789,9 @@ def _row_vectors(width: int, ctype: str) -> tuple[int, list[int], list[int]] | N
     return lanes, starts, skips
 
 
-def plan_rows_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str) -> ir.RowWeight | None:
+def plan_rows_weight(
+    form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, target: Target = DEFAULT
+) -> ir.RowWeight | None:
     """The weight gradient with output columns in the vector lanes, or None where it does not
     apply (as for ``plan_rows``: a dense read along the row, an interior of at least four
     columns and no more border columns than vectors).
@@ -849,7 +840,7 @@ def plan_rows_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], cty
     interior = [x for x, (first, count, _) in enumerate(cols.taps) if first == 0 and count == extents[t]]
     if not interior or interior != list(range(interior[0], interior[-1] + 1)):
         return None
-    vectors = _row_vectors(len(interior), ctype)
+    vectors = _row_vectors(len(interior), ctype, target)
     if vectors is None:
         return None
     lanes, starts, skips = vectors
@@ -861,14 +852,14 @@ def plan_rows_weight(form: IndexForm, shapes: Mapping[str, tuple[int, ...]], cty
     if len(cols.taps) - len(interior) > len(starts):
         return None  # border columns, added up one at a time, would cost more than the vectors save
     taps_w, channels = extents[t], extents[k]
-    per_tile = max(1, ROW_WEIGHT_VECTORS // taps_w)
+    per_tile = max(1, target.row_weight_vectors // taps_w)
     k_tiles = even_pieces(channels, per_tile)
     element = ELEMENT_BYTES[ctype]
     widest = max(count for _, count in k_tiles)
     if extents[r] * len(starts) * widest * taps_w * lanes * element > ROW_WEIGHT_PARTIAL_BYTES:
         return None
     # vectors of the row that share one pass over the rows: enough sums to hide the latency
-    together = max(1, min(len(starts), ROW_WEIGHT_VECTORS // (widest * taps_w)))
+    together = max(1, min(len(starts), target.row_weight_vectors // (widest * taps_w)))
     groups = [tuple(range(at, min(at + together, len(starts)))) for at in range(0, len(starts), together)]
     image = (widest * grad_chan + read_chan) * element
     batch_block = max(1, min(extents[n], ROW_WEIGHT_CACHE_BYTES // image))

@@ -30,14 +30,9 @@ from codegen import ir
 
 from .general import IndexForm
 from .lower import ARRAYS, PARALLEL_MIN_WORK, prune_guards
-from .lower_blocked import ELEMENT_BYTES, FORMS, VECTOR_BYTES, element_step, even_pieces, nest_work
+from .lower_blocked import ELEMENT_BYTES, FORMS, element_step, even_pieces, nest_work
+from .target import DEFAULT, Target
 
-#: Channels per register tile, at most; the tiles of a pass are cut into nearly equal sizes.
-TILE_ROWS = 6
-#: Vectors of pixels per register tile: 6 × 4 = 24 accumulators, each vector load of ``read``
-#: feeding six multiply-adds (measured on 8×256×56×56 → 64, one thread: 5.7 ms against 7.0 for
-#: 4 × 4, 6.7 for 8 × 3, 8.0 for 12 × 2).
-TILE_VECTORS = 4
 #: Outputs at least this large are written past the caches (streaming stores) when their rows
 #: allow it: the data would be evicted before anyone reads it, and a plain store first reads
 #: every line it writes (measured, input gradient of the layer above, one thread: 10 → 5.3 ms).
@@ -45,7 +40,7 @@ STREAM_MIN_BYTES = 4 << 20
 
 
 def plan_pointwise(
-    form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str
+    form: IndexForm, shapes: Mapping[str, tuple[int, ...]], ctype: str, target: Target = DEFAULT
 ) -> ir.Pointwise | None:
     """The pixel-lane plan of a 1x1, stride-1, unpadded, ungrouped 2-D pass ("O" or "dX"),
     or None where it does not apply."""
@@ -63,7 +58,7 @@ def plan_pointwise(
     read = next((a for a in form.term.atoms(sp.Indexed) if a.base.name != "W"), None)
     if weight is None or read is None:
         return None
-    lanes = VECTOR_BYTES // ELEMENT_BYTES[ctype]
+    lanes = target.lanes(ELEMENT_BYTES[ctype])
     pixels = extents[y] * extents[x]
     if pixels < lanes:
         return None  # not one whole vector per plane: the other paths do better
@@ -88,7 +83,7 @@ def plan_pointwise(
         if bias_lane != 1 or bias.indices[0] != lane:
             return None
     channels, summed = extents[lane], extents[reduce]
-    sizes = Counter(count for _, count in even_pieces(channels, TILE_ROWS))  # the longer first
+    sizes = Counter(count for _, count in even_pieces(channels, target.pointwise_rows))  # the longer first
     out_bytes = extents[n] * channels * pixels * ELEMENT_BYTES[ctype]
     work = nest_work(loops, extents)
     return ir.Pointwise(
@@ -108,8 +103,8 @@ def plan_pointwise(
         weight_chan=a_red,
         bias=bias_lane == 1,
         row_tiles=tuple(sizes.items()),
-        vectors=TILE_VECTORS,
-        stream=out_bytes >= STREAM_MIN_BYTES and (pixels * ELEMENT_BYTES[ctype]) % VECTOR_BYTES == 0,
+        vectors=target.pointwise_vectors,
+        stream=out_bytes >= STREAM_MIN_BYTES and (pixels * ELEMENT_BYTES[ctype]) % target.vector_bytes == 0,
         work=work,
         threaded=work >= PARALLEL_MIN_WORK,
     )

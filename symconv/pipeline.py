@@ -8,8 +8,8 @@ inspected on its own (print the IR, read the C, look at the cache entry and its 
 :func:`run` chains them; :func:`trace` also keeps every intermediate result.
 
 Lowering runs SymPy and takes a good fraction of a second, so :func:`run` also keeps the rendered
-C of each layer in the cache directory ("layers" records), keyed by the spec, the dtype and a
-fingerprint of this package's code and templates: a layer seen before, in any process, goes
+C of each layer in the cache directory ("layers" records), keyed by the spec, the dtype, the
+target CPU's tile sizes (``symconv.target``) and a fingerprint of this package's code and templates: a layer seen before, in any process, goes
 straight to the (cached) build, unless the code that renders it has changed since.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from codegen import ir
-from codegen.build import Extension, build_extension
+from codegen.build import CompilerError, Extension, build_extension, toolchain
 from codegen.cache import default_cache
 from codegen.kernel import ConvKernel
 from codegen.render import CSource, render_module
@@ -34,6 +34,7 @@ from .derive import Derivation, derive
 from .general import GeneralForm
 from .lower import lower
 from .spec import ConvSpec
+from .target import DEFAULT, Target, target_for
 
 #: Prefix of the Python extension module, so it never shadows a C function name.
 MODULE_PREFIX = "_symconv_"
@@ -63,12 +64,23 @@ def general_stage(derivation: Derivation) -> GeneralForm:
     return derivation.general(symbolic=True)
 
 
+def native_target() -> Target:
+    """The tile sizes for the CPU this process runs on, as the compiler describes it."""
+    try:
+        return target_for(toolchain().target)
+    except CompilerError:
+        # No usable compiler: render for the default target anyway, so that the build stage
+        # reports the error with the generated C kept beside it for the reader.
+        return DEFAULT
+
+
 def lower_stage(spec: ConvSpec, dtype: str) -> ir.Module:
-    """The general form, specialised to this layer, as loop nests (C text from SymPy's printer).
+    """The general form, specialised to this layer, as loop nests (C text from SymPy's printer),
+    with register tiles sized for this CPU.
 
     ``symconv.lower`` runs the two stages above itself (specialised and symbolic forms).
     """
-    return lower(spec, dtype)
+    return lower(spec, dtype, target=native_target())
 
 
 def render_stage(module: ir.Module) -> CSource:
@@ -144,7 +156,13 @@ def _layer_key(spec: ConvSpec, dtype: str) -> str:
     from . import __version__
 
     text = json.dumps(
-        {"spec": spec.to_dict(), "dtype": dtype, "version": __version__, "code": code_fingerprint()},
+        {
+            "spec": spec.to_dict(),
+            "dtype": dtype,
+            "version": __version__,
+            "code": code_fingerprint(),
+            "target": native_target().name,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(text.encode()).hexdigest()

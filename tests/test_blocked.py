@@ -24,6 +24,7 @@ from codegen.render import render_module
 from symconv import ConvSpec
 from symconv.lower import lower
 from symconv.pipeline import run
+from symconv.target import DEFAULT, Target
 from tests.test_render_c import CC, assert_close, build_library, call_kernels, random_arrays, reference_outputs
 
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler")
@@ -78,16 +79,16 @@ def check_built(spec: ConvSpec, dtype: str, seed: int = 0) -> None:
         assert_close(array, expected[name], dtype, f"{name} of {spec.describe()} ({dtype})")
 
 
-def check_portable(spec: ConvSpec, dtype: str) -> None:
-    """The same C compiled for the baseline target (no -march), called through ctypes."""
-    c = render_module(lower(spec, dtype))
+def check_portable(spec: ConvSpec, dtype: str, target: Target = DEFAULT) -> None:
+    """The C with ``target``'s tiles compiled for the baseline CPU (no -march), through ctypes."""
+    c = render_module(lower(spec, dtype, target=target))
     arrays = random_arrays(spec, dtype, 1)
     expected = reference_outputs(spec, arrays)
     with tempfile.TemporaryDirectory() as tmp:
         lib = build_library(c.source, Path(tmp))
         got = call_kernels(lib, c, spec, arrays)
     for name in ("out", "grad_x", "grad_w"):
-        assert_close(got[name], expected[name], dtype, f"{name} of {spec.describe()} ({dtype}, portable)")
+        assert_close(got[name], expected[name], dtype, f"{name} of {spec.describe()} ({dtype}, {target.name} tiles, portable)")
 
 
 @settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -373,7 +374,7 @@ def test_weight_gradient_in_several_passes_over_the_batch() -> None:
 
     spec = ConvSpec(input=(6, 16, 40, 40), weight=(32, 16, 3, 3), padding=1, bias=True)
     plan = next(p for p in lower(spec, "float32").blocked if isinstance(p, ir.BlockedWeight))
-    chunk = weight_context(plan)["batch_chunk"]
+    chunk = weight_context(plan, "float")["batch_chunk"]
     assert 1 < chunk < spec.input[0] and spec.input[0] % chunk
     check_built(spec, "float32", seed=7)
 
