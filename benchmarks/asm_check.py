@@ -2,6 +2,7 @@
 
     python benchmarks/asm_check.py                              # every suite shape
     python benchmarks/asm_check.py --shapes resnet_3x3_56,vgg_3x3_28
+    python benchmarks/asm_check.py --target avx2                # another CPU's tiles (default: this one's)
 
 For each suite shape the layer's C is rendered, compiled to assembly with the kernels' own flags
 (``codegen.build.toolchain()``) and every tile function (``*_tile_*``) is inspected: its hot loop
@@ -32,6 +33,8 @@ from codegen import ir  # noqa: E402
 from codegen.build import toolchain  # noqa: E402
 from codegen.render import render_module  # noqa: E402
 from symconv.lower import lower  # noqa: E402
+from symconv.pipeline import native_target  # noqa: E402
+from symconv.target import TARGETS, Target  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from suite import SHAPES, SUITE  # noqa: E402
@@ -126,8 +129,8 @@ def compile_to_assembly(source: str) -> str:
         return s_path.read_text()
 
 
-def report_shape(shape_name: str, dtype: str = "float32") -> list[LoopReport]:
-    module = lower(SHAPES[shape_name].spec(), dtype)
+def report_shape(shape_name: str, dtype: str, target: Target) -> list[LoopReport]:
+    module = lower(SHAPES[shape_name].spec(), dtype, target=target)
     source = render_module(module).source
     assembly = compile_to_assembly(source)
     # register tiles are functions of their own; a row-vectorised pass is the kernel function
@@ -145,16 +148,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default=",".join(s.name for s in SUITE), help="comma-separated names")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--target", default="native", choices=("native", *TARGETS),
+                        help="whose register tiles (default: this CPU's)")
     args = parser.parse_args(argv)
+    target = native_target() if args.target == "native" else TARGETS[args.target]
     names = [n for n in args.shapes.split(",") if n]
     unknown = [n for n in names if n not in SHAPES]
     if unknown:
         parser.error(f"--shapes must be among {sorted(SHAPES)}, but got {unknown}")
-    print(f"flags: {' '.join(toolchain().flags)}\n")
+    print(f"flags: {' '.join(toolchain().flags)}; tiles for {target.name}\n")
     print("| shape | tile function | vector | FMAs in hot loop | spills | register copies | instructions |")
     print("|:--|:--|:--|--:|--:|--:|--:|")
     for name in names:
-        reports = report_shape(name, args.dtype)
+        reports = report_shape(name, args.dtype, target)
         if not reports:
             print(f"| {name} | (no tiled pass) | | | | | |")
         for r in reports:

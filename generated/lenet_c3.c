@@ -17,10 +17,11 @@
  * reordering any floating-point sum.
  *
  * The register-tiled functions below instead keep vectors of channels (or of batch items) in
- * registers (GNU C vector types: one AVX-512 register each, several narrower ones elsewhere),
+ * registers (GNU C vector types, one vector register each of the CPU the tiles were sized for),
  * add their terms in a tile-friendly order (results agree with the loop nests to rounding, not
- * bit for bit) and pack weights or G once per call into static arrays of this file. A call that finds those
- * arrays in use by another thread runs the loop nest (the "_fallback" function) instead.
+ * bit for bit) and pack weights or G once per call into static arrays of this file. A call that
+ * finds those arrays in use by another thread runs the loop nest (the "_fallback" function)
+ * instead.
  */
 #include <stddef.h>
 #include <stdatomic.h>

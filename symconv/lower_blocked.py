@@ -340,9 +340,10 @@ def plan(
     wide = target.one_tap_pair
     if taps_h * taps_w == 1 and blocks % wide == 0 and (groups == 1 or per_group % (wide * lanes) == 0):
         pair = wide  # one tap: no reuse of the broadcast along taps, so feed it to more vectors
-    width = max(1, (target.long_row_tile_vectors if taps_w > target.long_row else target.tile_vectors) // pair)
+    unrolled = taps_w * pair <= target.unrolled_weights  # the weights of a filter row stay in registers
+    width = max(1, (target.tile_vectors if unrolled else target.long_row_tile_vectors) // pair)
     tiles = column_tiles(cols, width)
-    if taps_w <= target.long_row:  # unrolled filter rows only: a rolled column loop gives every pixel all taps
+    if unrolled:  # a rolled column loop gives every pixel all taps: border columns need tiles of their own
         tiles = bordered_tiles(tiles, cols, width)
     work = nest_work(form.free + form.sums, extents)
     one_tap = taps_h * taps_w == 1

@@ -14,6 +14,7 @@ which one applies from the compiler's description of ``-march=native``.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -32,10 +33,11 @@ class Target:
     #: Accumulator vectors per forward/input-gradient tile: enough to hide the multiply-add
     #: latency, few enough to stay in the registers with the weight vectors.
     tile_vectors: int
-    #: Filter rows longer than this run as a loop over their columns with one weight vector live
-    #: (shorter ones keep the weights of the whole filter row in registers).
-    long_row: int
-    #: Accumulator vectors of a tile whose filter row is such a loop.
+    #: Filter rows longer than this get one vector of lane channels per tile, not two (``math.inf``:
+    #: none do).
+    long_row: float
+    #: Accumulator vectors of a tile whose filter row stays a loop (see ``unrolled_weights``): one
+    #: weight vector is live besides them.
     long_row_tile_vectors: int
     #: Weight vectors (filter columns × vectors of channels) of a filter row a tile may keep in
     #: registers, the row unrolled; longer rows stay a loop over their columns.
@@ -81,17 +83,22 @@ AVX512 = Target(
     pointwise_vectors=4,
 )
 
-#: 16 registers of 32 bytes: every tile has 12 sums, so that the vectors it loads (one or two
-#: weight vectors, a broadcast element) fit beside them. Every filter row runs as a column loop:
-#: the weights of a whole 3-column row (6 vectors with two vectors of channels) do not fit.
+#: 16 registers of 32 bytes: every tile has at most 12 sums, so that the broadcast element and a
+#: loaded vector fit beside them (the weight vectors of an unrolled filter row, up to 6, are read
+#: by the multiply-adds straight from the L1 cache: benchmarks/asm_check.py finds no spills).
+#: Two vectors of channels for every filter row, however long (``long_row`` never applies):
+#: measured on an AMD EPYC (Zen 3, 2 cores), AlexNet's first layer forward on 2 threads, best of
+#: 4 interleaved rounds, 6.3 ms with two against 8.9 with one; on ResNet's and VGG's 3x3 layers
+#: two vectors × 6 pixels and one × 12 were within the machine's noise (14.2 / 15.3 ms, 28.8 /
+#: 31.9 ms forward).
 AVX2 = Target(
     name="avx2",
     vector_bytes=32,
     registers=16,
     tile_vectors=12,
-    long_row=0,
+    long_row=math.inf,
     long_row_tile_vectors=12,
-    unrolled_weights=3,
+    unrolled_weights=6,
     one_tap_pair=2,
     weight_tile_vectors=12,
     row_tile_vectors=12,
