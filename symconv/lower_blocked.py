@@ -347,8 +347,8 @@ def plan(
         tiles = bordered_tiles(tiles, cols, width)
     work = nest_work(form.free + form.sums, extents)
     one_tap = taps_h * taps_w == 1
-    chunk = reduce_chunk(reduced, taps_h * taps_w, read_row * ELEMENT_BYTES[ctype],
-                         pair * lanes * ELEMENT_BYTES[ctype]) or (reduced if one_tap else 0)
+    chunk = reduce_chunk(reduced, taps_h, taps_w, read_row * ELEMENT_BYTES[ctype],
+                         pair * lanes * ELEMENT_BYTES[ctype], target) or (reduced if one_tap else 0)
     return ir.Blocked(
         kernel=FORMS[form.name],
         lanes=lanes,
@@ -386,21 +386,25 @@ def plan(
     )
 
 
-def reduce_chunk(reduced: int, taps: int, row_bytes: int, weight_bytes: int) -> int:
+def reduce_chunk(
+    reduced: int, taps_h: int, taps_w: int, row_bytes: int, weight_bytes: int, target: Target = DEFAULT
+) -> int:
     """Reduced channels per turn of a row's tiles (0: no turns, each tile sums them all).
 
-    With a 1x1 filter every tile of a row reads one element of each of the ``reduced`` read
-    rows and all of its packed weights, and nothing else: when those rows and weights exceed the
-    L1 cache, each tile fetches them again from further out (the rows lie a whole image plane
-    apart, so they also crowd a few cache sets). Turns over ``CHUNK_BYTES`` of them keep the
-    fetches of a chunk in the L1 cache for all tiles of the row. The chunk divides ``reduced``.
-    (Measured, the turns gain little on their own; what they mainly give is a place to ask for
-    the next row ahead of time: see ``codegen.ir.Blocked.read_row``.)
+    Every tile of a row reads ``taps_h`` rows of each of the ``reduced`` read planes and all of
+    its packed weights (``taps_h · taps_w`` vectors per channel): when those exceed the L1 cache,
+    each tile fetches them again from further out (the rows lie a whole image plane apart, so
+    they also crowd a few cache sets). Turns over a chunk of them keep its fetches in the L1
+    cache for all tiles of the row; the chunk divides ``reduced``. With a 1x1 filter the budget
+    is ``CHUNK_BYTES`` (measured, the turns gain little on their own; what they mainly give is a
+    place to ask for the next row ahead of time: see ``codegen.ir.Blocked.read_row``); with
+    larger filters it is the target's ``chunk_bytes`` (0: no turns).
     """
-    per_channel = row_bytes + weight_bytes
-    if taps != 1 or reduced * per_channel <= CHUNK_BYTES:
+    budget = CHUNK_BYTES if taps_h * taps_w == 1 else target.chunk_bytes
+    per_channel = taps_h * row_bytes + taps_h * taps_w * weight_bytes
+    if not budget or reduced * per_channel <= budget:
         return 0
-    fits = max(1, CHUNK_BYTES // per_channel)
+    fits = max(1, budget // per_channel)
     chunk = max(d for d in range(1, fits + 1) if reduced % d == 0)
     return chunk if chunk >= MIN_CHUNK else 0
 

@@ -13,7 +13,7 @@ from codegen import ir
 from symconv import ConvSpec
 from symconv.lower import lower
 from symconv.target import AVX2, AVX512, DEFAULT, TARGETS, target_for, target_named
-from tests.test_blocked import FIXED, check_portable, tiled_specs
+from tests.test_blocked import FIXED, check_built, check_portable, tiled_specs
 from tests.test_render_c import CC
 
 
@@ -131,3 +131,22 @@ def test_tile_sizes_differ_by_target() -> None:
 def test_every_target_matches_the_oracle(spec: ConvSpec, dtype: str, target) -> None:
     """Whatever CPU runs the tests, the C of every target is built (portable flags) and checked."""
     check_portable(spec, dtype, target)
+
+
+#: Layers whose AVX2 tiles take turns on chunks of the summed channels: narrow tiles at the
+#: border of a padded row (a 7-column row as 4 + 3 pixels), a strided, dilated, ragged one.
+CHUNKED = [
+    ConvSpec(input=(2, 64, 9, 7), weight=(16, 64, 3, 3), padding=1, bias=True),
+    ConvSpec(input=(1, 96, 10, 23), weight=(24, 96, 3, 5), stride=(1, 2), padding=(1, 2), dilation=(2, 1)),
+]
+
+
+@pytest.mark.skipif(CC is None, reason="no C compiler")
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("spec", CHUNKED, ids=[spec.describe() for spec in CHUNKED])
+def test_chunked_tiles_match_the_oracle(spec: ConvSpec, dtype: str) -> None:
+    chunks = [plan.chunk for plan in lower(spec, dtype, target=AVX2).blocked if isinstance(plan, ir.Blocked)]
+    assert chunks and all(0 < chunk < spec.weight[1] for chunk in chunks[:1]), chunks
+    for target in TARGETS.values():
+        check_portable(spec, dtype, target)
+    check_built(spec, dtype)  # this CPU's tiles, its compiler flags
