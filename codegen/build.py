@@ -11,7 +11,7 @@ contraction), ``-fopenmp`` (when the compiler supports it; else serial, with one
 ``-fno-wrapv`` last. No ``-ffast-math``: results must match the references to rounding.
 
 Sanitised builds: with ``SYMCONV_SANITIZE=1`` every module is also compiled with
-``-fsanitize=address,undefined -fno-sanitize-recover=all`` (any out-of-bounds access or undefined
+``-O1 -fsanitize=address,undefined -fno-sanitize-recover=all`` (any out-of-bounds access or undefined
 behaviour in the generated C ends the process with a report). The flags are part of the cache key,
 so sanitised and plain modules never mix. The AddressSanitizer runtime must be the first library of
 the process, which an ordinary ``python`` is not built for; run it as
@@ -66,7 +66,11 @@ BUILD_FORMAT = "1"
 #: ``1`` builds every module with AddressSanitizer and UndefinedBehaviorSanitizer (``0``/unset: not).
 SANITIZE_ENV = "SYMCONV_SANITIZE"
 #: Added to the flags of a sanitised build: abort on the first report, keep frames and lines readable.
+#: ``-O1`` (after the normal ``-O3``, so it wins): the level the sanitizers' documentation
+#: recommends, and the generated C compiles in less than half the time (a 3x3 layer's module:
+#: 10.2 -> 4.3 s), which keeps the sanitised test run short on a 2-core machine.
 SANITIZE_FLAGS = (
+    "-O1",
     "-fsanitize=address,undefined",
     "-fno-sanitize-recover=all",
     "-fno-omit-frame-pointer",

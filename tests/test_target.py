@@ -126,7 +126,7 @@ def test_tile_sizes_differ_by_target() -> None:
 
 
 @pytest.mark.skipif(CC is None, reason="no C compiler")
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=tiled_specs(), dtype=st.sampled_from(["float32", "float64"]), target=st.sampled_from(list(TARGETS.values())))
 def test_every_target_matches_the_oracle(spec: ConvSpec, dtype: str, target) -> None:
     """Whatever CPU runs the tests, the C of every target is built (portable flags) and checked."""
