@@ -353,14 +353,14 @@ def rolled(plan: Blocked, taps: int) -> bool:
     return taps * plan.pair > plan.unrolled_weights
 
 
-def tiled_context(plan: Blocked | BlockedReduce | BlockedBatch, vector_bytes: int) -> dict[str, Any]:
+def tiled_context(plan: Blocked | BlockedReduce | BlockedBatch, ctype: str) -> dict[str, Any]:
     """What every register-tiled template gets: the plan's fields, its tile shapes and their C
-    names, the widest tile, the row table."""
+    names, the vector size, the widest tile, the row table."""
     return {
         **{field: getattr(plan, field) for field in plan.__dataclass_fields__},
         "shapes": plan.shapes,
         "tile_names": {shape: tile_name(*shape) for shape in plan.shapes},
-        "vector_bytes": vector_bytes,
+        "vector_bytes": plan.lanes * ELEMENT_BYTES[ctype],
         "max_width": max(tile.width for tile in plan.tiles) if plan.tiles else 0,
         "row_lines": row_lines(plan.rows),
     }
@@ -368,7 +368,6 @@ def tiled_context(plan: Blocked | BlockedReduce | BlockedBatch, vector_bytes: in
 
 def blocked_context(plan: Blocked, ctype: str) -> dict[str, Any]:
     """The numbers ``blocked.c.j2`` needs besides the plan: packed-weight strides and rows."""
-    vector_bytes = plan.lanes * ELEMENT_BYTES[ctype]
     ragged = [tile for tile in plan.tiles if tile.spans and rolled(plan, tile.taps)]
     if ragged:
         raise ValueError(f"tiles with their own filter columns per pixel must be unrolled, but got {ragged[0]}")
@@ -378,9 +377,9 @@ def blocked_context(plan: Blocked, ctype: str) -> dict[str, Any]:
     }
     row = plan.taps_w * plan.lanes  # one filter row of one reduced channel in the packed weights
     chan = plan.taps_h * row
-    element = vector_bytes // plan.lanes
+    element = ELEMENT_BYTES[ctype]
     return {
-        **tiled_context(plan, vector_bytes),
+        **tiled_context(plan, ctype),
         "lane_word": LANE_WORDS.get(plan.kernel, "lane"),
         "pack_row": row,
         "pack_chan": chan,
@@ -392,7 +391,7 @@ def blocked_context(plan: Blocked, ctype: str) -> dict[str, Any]:
         "by_element": by_elements,
         # per unrolled tile shape, the elements whose cache lines it asks for ahead
         "prefetch_at": {
-            shape: prefetch_offsets(terms, vector_bytes // plan.lanes) for shape, (_, terms) in by_elements.items()
+            shape: prefetch_offsets(terms, element) for shape, (_, terms) in by_elements.items()
         },
         "prefetch_chans": PREFETCH_CHANNELS,
         # where each tile's pointer into the read array points: the first element it reads
@@ -492,7 +491,6 @@ def tile_name(width: int, taps: int, spans: Sequence[tuple[int, int]] = ()) -> s
 
 def reduce_context(plan: BlockedReduce, ctype: str) -> dict[str, Any]:
     """The numbers ``blocked_reduce.c.j2`` needs besides the plan: packed strides, rows."""
-    vector_bytes = plan.lanes * ELEMENT_BYTES[ctype]
     g_block = plan.grad_h * plan.grad_w * plan.lanes
     w_tap = plan.blocks * plan.lanes  # one filter tap of one input channel in the packed W
     # tiles whose pixels take their own filter columns: their terms by column, each G column
@@ -501,7 +499,7 @@ def reduce_context(plan: BlockedReduce, ctype: str) -> dict[str, Any]:
         shape: by_column(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes if shape[2]
     }
     return {
-        **tiled_context(plan, vector_bytes),
+        **tiled_context(plan, ctype),
         "g_block": g_block,
         "g_batch": plan.blocks * g_block,
         "gpack_size": plan.batch * plan.blocks * g_block,
@@ -521,18 +519,17 @@ def reduce_context(plan: BlockedReduce, ctype: str) -> dict[str, Any]:
         "terms": ragged,
         "tile_reads": [tile.read + ragged[(tile.width, tile.taps, tile.spans)][0] if tile.spans else tile.read
                        for tile in plan.tiles],
-        "mask_type": {4: "int", 8: "long long"}[vector_bytes // plan.lanes],
+        "mask_type": {4: "int", 8: "long long"}[ELEMENT_BYTES[ctype]],
     }
 
 
 def batch_context(plan: BlockedBatch, ctype: str) -> dict[str, Any]:
     """The numbers ``blocked_batch.c.j2`` needs besides the plan: packed-G strides, the terms
     of each tile shape by filter column, where each tile reads."""
-    vector_bytes = plan.lanes * ELEMENT_BYTES[ctype]
     terms = {shape: by_column(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes}
     g_chan = plan.grad_h * plan.grad_w * plan.lanes  # one output channel of one batch block
     return {
-        **tiled_context(plan, vector_bytes),
+        **tiled_context(plan, ctype),
         "g_chan": g_chan,
         "g_block": plan.summed * g_chan,
         "gpack_size": plan.blocks * plan.summed * g_chan,

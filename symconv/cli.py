@@ -28,7 +28,7 @@ from .derive import derive
 from .layers.cli import add_layer_command, layer_command
 from .render import FORMATS, WRT, document, render
 from .spec import ConvSpec
-from .target import TARGETS
+from .target import TARGETS, Target, target_named
 from .train.command import add_train_command, train_command
 
 
@@ -138,10 +138,9 @@ def demo(args: argparse.Namespace) -> int:
     return run_demo(spec, dtype=args.dtype, seed=args.seed)
 
 
-def chosen_target(name: str):
+def chosen_target(name: str) -> Target:
     """The tile sizes ``--target`` asks for: this CPU's ("native") or a named target's."""
-    from .pipeline import native_target
-    from .target import target_named
+    from .pipeline import native_target  # the build toolchain loads here, not at start-up
 
     return native_target() if name == "native" else target_named(name)
 
