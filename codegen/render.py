@@ -523,11 +523,25 @@ def reduce_context(plan: BlockedReduce, ctype: str) -> dict[str, Any]:
     }
 
 
+#: Bytes between addresses that share a set of the L1 cache (32 KB of 8 ways: 4 KB).
+CACHE_SET_STRIDE = 4096
+
+
+def spread_planes(elements: int, element_bytes: int) -> int:
+    """Elements between two packed planes that a tile reads side by side: ``elements``, plus
+    one cache line if that is a multiple of the cache-set stride. Planes of such sizes (G of a
+    32x32 image, 8 batch items: 32 KB) all start in the same L1 set, and the rows a tile reads
+    from each of its summed channels would evict one another."""
+    if elements * element_bytes % CACHE_SET_STRIDE == 0:
+        return elements + 64 // element_bytes
+    return elements
+
+
 def batch_context(plan: BlockedBatch, ctype: str) -> dict[str, Any]:
     """The numbers ``blocked_batch.c.j2`` needs besides the plan: packed-G strides, the terms
     of each tile shape by filter column, where each tile reads."""
     terms = {shape: by_column(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes}
-    g_chan = plan.grad_h * plan.grad_w * plan.lanes  # one output channel of one batch block
+    g_chan = spread_planes(plan.grad_h * plan.grad_w * plan.lanes, ELEMENT_BYTES[ctype])  # one output channel of one batch block
     return {
         **tiled_context(plan, ctype),
         "g_chan": g_chan,

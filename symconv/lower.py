@@ -920,19 +920,21 @@ def lower(
         from .lower_pointwise import plan_pointwise
 
         shapes = layer.shapes
+        forward, grad_input = specialised["O"], specialised["dX"]
         plans = [
-            plan_pointwise(specialised[key], shapes, ctype, target)
-            or fast.plan(specialised[key], shapes, ctype, spec.bias, target)
-            for key in ("O", "dX")
+            plan_pointwise(forward, shapes, ctype, target) or fast.plan(forward, shapes, ctype, spec.bias, target),
+            # few input channels: batch items in the lanes if the batch fills them (before channel
+            # lanes that would be a quarter empty: see symconv.lower_batch), else channels there
+            plan_pointwise(grad_input, shapes, ctype, target)
+            or plan_batch(grad_input, shapes, ctype, target)
+            or fast.plan(grad_input, shapes, ctype, spec.bias, target),
         ]
         if plans[0] is None:  # too few output channels for the lanes: put output columns there
-            plans[0] = fast.plan_rows(specialised["O"], shapes, ctype, target)
-        if plans[1] is None:  # too few input channels for the lanes: batch items there, if enough
-            plans[1] = plan_batch(specialised["dX"], shapes, ctype, target)
-        if plans[1] is None:  # or sum the output channels in them
-            plans[1] = fast.plan_reduce(specialised["dX"], shapes, ctype, target)
+            plans[0] = fast.plan_rows(forward, shapes, ctype, target)
+        if plans[1] is None:  # too few input channels and batch items: sum output channels in them
+            plans[1] = fast.plan_reduce(grad_input, shapes, ctype, target)
         if plans[1] is None:  # or put columns of the input gradient there
-            plans[1] = fast.plan_rows(specialised["dX"], shapes, ctype, target)
+            plans[1] = fast.plan_rows(grad_input, shapes, ctype, target)
         plans.append(fast.plan_weight(specialised["dW"], shapes, ctype, target))
         if plans[2] is None:  # too few output channels for the lanes: put output columns there
             plans[2] = fast.plan_rows_weight(specialised["dW"], shapes, ctype, target)

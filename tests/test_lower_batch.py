@@ -8,16 +8,19 @@ import numpy as np
 import pytest
 
 from codegen import ir
+from codegen.render import CACHE_SET_STRIDE, batch_context, spread_planes
 from symconv import ConvSpec
-from symconv.lower import lower
+from symconv import lower_blocked
+from symconv.lower import Layer, lower, size_macros, tensor_macros, tensors
 from symconv.lower_batch import MIN_CHANNELS
 from symconv.pipeline import run
+from symconv.target import AVX2, AVX512, Target
 from tests.test_blocked import calls_from_threads, check_built, check_portable
 from tests.test_render_c import assert_close, random_arrays, reference_outputs
 
 
-def input_gradient_plan(spec: ConvSpec, dtype: str) -> ir.Plan | None:
-    return next((p for p in lower(spec, dtype).blocked if p.kernel == "grad_input"), None)
+def input_gradient_plan(spec: ConvSpec, dtype: str, target: Target = AVX512) -> ir.Plan | None:
+    return next((p for p in lower(spec, dtype, target=target).blocked if p.kernel == "grad_input"), None)
 
 
 #: Layers whose input gradient takes the batch lanes: LeNet's C3 (four full blocks of 16), a batch
@@ -76,3 +79,48 @@ def test_concurrent_calls_agree() -> None:
     results = calls_from_threads(lambda: kernel.grad_input(arrays["grad_out"], arrays["w"]))
     for index, got in enumerate(results):
         assert_close(got, expected, "float32", f"grad_x, call {index}")
+
+
+#: Six input channels in 8 lanes (AVX2's float32, AVX-512's float64): the channel lanes would
+#: apply too (6 of 8 used), the batch lanes come first.
+EIGHT_LANES = [(AVX2, "float32"), (AVX512, "float64")]
+
+
+@pytest.mark.parametrize("target, dtype", EIGHT_LANES, ids=["avx2_float32", "avx512_float64"])
+def test_batch_lanes_come_before_part_empty_channel_lanes(target: Target, dtype: str) -> None:
+    spec = BATCHED[0][0]
+    derived = lower_blocked_input_gradient(spec, dtype, target)
+    assert isinstance(derived, ir.Blocked), "the channel lanes apply as well"
+    plan = input_gradient_plan(spec, dtype, target)
+    assert isinstance(plan, ir.BlockedBatch) and plan.lanes == 8
+
+
+def lower_blocked_input_gradient(spec: ConvSpec, dtype: str, target: Target) -> ir.Plan | None:
+    """What the channel-lane plan alone makes of the input gradient."""
+    from symconv.derive import derive
+    from symconv.lower import c_type
+
+    layer = Layer.of(spec, size_macros(spec) + tensor_macros(tensors(spec)))
+    form = derive(spec).general()["dX"]
+    return lower_blocked.plan(form, layer.shapes, c_type(dtype), spec.bias, target)
+
+
+def test_spread_planes() -> None:
+    """Planes whose size is a multiple of the cache-set stride get one cache line more."""
+    assert spread_planes(CACHE_SET_STRIDE // 4, 4) == CACHE_SET_STRIDE // 4 + 16
+    assert spread_planes(8 * CACHE_SET_STRIDE // 8, 8) == 8 * CACHE_SET_STRIDE // 8 + 8
+    assert spread_planes(1000, 4) == 1000
+    assert spread_planes(CACHE_SET_STRIDE // 8, 4) == CACHE_SET_STRIDE // 8  # half the stride
+
+
+def test_spread_planes_of_a_32x32_image_match_the_oracle() -> None:
+    """G of a 32x32 image, 8 or 16 batch items in the lanes: 32 or 64 KB per output channel, so
+    the packed planes are spread; the results are the oracle's (native build and both targets'
+    tiles built portably)."""
+    spec = ConvSpec(input=(16, 6, 32, 32), weight=(8, 6, 3, 3), padding=1)
+    for target in (AVX2, AVX512):
+        plan = input_gradient_plan(spec, "float32", target)
+        assert isinstance(plan, ir.BlockedBatch)
+        assert batch_context(plan, "float")["g_chan"] == 32 * 32 * plan.lanes + 16
+        check_portable(spec, "float32", target)
+    check_built(spec, "float32", seed=2)
