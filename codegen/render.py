@@ -548,6 +548,9 @@ def batch_context(plan: BlockedBatch, ctype: str) -> dict[str, Any]:
         "g_block": plan.summed * g_chan,
         "gpack_size": plan.blocks * plan.summed * g_chan,
         "g_line": plan.grad_w * plan.lanes,
+        # G as given is one contiguous [n][k][i][j] array: a plane of i, j is one run of memory
+        "grad_plane": plan.grad_h * plan.grad_w,
+        "grad_batch": plan.summed * plan.grad_h * plan.grad_w,
         "g_row": plan.grad_tap_row * plan.grad_w * plan.lanes,
         "w_row": plan.tap_step_h * plan.weight_row,
         "w_col": plan.tap_step_w * plan.weight_col,

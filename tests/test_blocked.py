@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 import threading
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -79,13 +80,14 @@ def check_built(spec: ConvSpec, dtype: str, seed: int = 0) -> None:
         assert_close(array, expected[name], dtype, f"{name} of {spec.describe()} ({dtype})")
 
 
-def check_portable(spec: ConvSpec, dtype: str, target: Target = DEFAULT) -> None:
-    """The C with ``target``'s tiles compiled for the baseline CPU (no -march), through ctypes."""
+def check_portable(spec: ConvSpec, dtype: str, target: Target = DEFAULT, flags: Sequence[str] = ()) -> None:
+    """The C with ``target``'s tiles compiled for the baseline CPU (no -march; or for what
+    ``flags`` enable), through ctypes."""
     c = render_module(lower(spec, dtype, target=target))
     arrays = random_arrays(spec, dtype, 1)
     expected = reference_outputs(spec, arrays)
     with tempfile.TemporaryDirectory() as tmp:
-        lib = build_library(c.source, Path(tmp))
+        lib = build_library(c.source, Path(tmp), extra=flags)
         got = call_kernels(lib, c, spec, arrays)
     for name in ("out", "grad_x", "grad_w"):
         assert_close(got[name], expected[name], dtype, f"{name} of {spec.describe()} ({dtype}, {target.name} tiles, portable)")

@@ -4,6 +4,8 @@ padding, dilation, float64, the portable build, concurrent calls that take the l
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from symconv.lower import Layer, lower, size_macros, tensor_macros, tensors
 from symconv.lower_batch import MIN_CHANNELS
 from symconv.pipeline import run
 from symconv.target import AVX2, AVX512, Target
+from codegen.render import render_module
 from tests.test_blocked import calls_from_threads, check_built, check_portable
 from tests.test_render_c import assert_close, random_arrays, reference_outputs
 
@@ -124,3 +127,23 @@ def test_spread_planes_of_a_32x32_image_match_the_oracle() -> None:
         assert batch_context(plan, "float")["g_chan"] == 32 * 32 * plan.lanes + 16
         check_portable(spec, "float32", target)
     check_built(spec, "float32", seed=2)
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+
+
+@pytest.mark.skipif(not {"avx2", "fma"} <= cpu_flags(), reason="the AVX2 build needs a CPU with AVX2 and FMA")
+def test_avx2_packing_by_transposes_matches_the_oracle() -> None:
+    """AVX2's float32 tiles pack whole blocks of 8 batch items by 8x8 transposes (compiled only
+    where AVX is enabled): a batch of 20 (two whole blocks and one of 4, packed element by
+    element), planes of 9x11 (99 elements: 12 transposes and 3 single elements each)."""
+    spec = ConvSpec(input=(20, 6, 13, 15), weight=(10, 6, 5, 5), bias=True)
+    plan = input_gradient_plan(spec, "float32", AVX2)
+    assert isinstance(plan, ir.BlockedBatch) and (plan.grad_h, plan.grad_w) == (9, 11)
+    assert "_transpose8(" in render_module(lower(spec, "float32", target=AVX2)).source
+    check_portable(spec, "float32", AVX2, flags=("-mavx2", "-mfma"))

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pytest
@@ -75,11 +76,11 @@ def assert_close(got: np.ndarray, expected: np.ndarray, dtype: str, what: str) -
 # -- building and calling ---------------------------------------------------------------------
 
 
-def build_library(source: str, directory: Path, openmp: bool = False) -> ctypes.CDLL:
-    """Compile one translation unit into a shared library and load it."""
+def build_library(source: str, directory: Path, openmp: bool = False, extra: Sequence[str] = ()) -> ctypes.CDLL:
+    """Compile one translation unit into a shared library and load it (``extra``: more flags)."""
     c_path, so_path = directory / "module.c", directory / "module.so"
     c_path.write_text(source, encoding="utf-8")
-    flags = [*WARNINGS, "-O2", "-fPIC", "-shared", *(["-fopenmp"] if openmp else [])]
+    flags = [*WARNINGS, "-O2", "-fPIC", "-shared", *(["-fopenmp"] if openmp else []), *extra]
     done = subprocess.run([CC, *flags, str(c_path), "-o", str(so_path)], capture_output=True, text=True)
     assert done.returncode == 0, f"gcc rejected the generated C:\n{done.stderr}"
     return ctypes.CDLL(str(so_path))
