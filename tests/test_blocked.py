@@ -25,8 +25,10 @@ from codegen.render import render_module
 from symconv import ConvSpec
 from symconv.lower import lower
 from symconv.pipeline import run
-from symconv.target import DEFAULT, Target
-from tests.test_render_c import CC, assert_close, build_library, call_kernels, random_arrays, reference_outputs
+from symconv.target import AVX2, DEFAULT, Target
+from tests.test_render_c import (
+    CC, assert_close, build_library, call_kernels, cpu_flags, random_arrays, reference_outputs,
+)
 
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler")
 
@@ -549,3 +551,22 @@ def test_transposed_write_back(spec: ConvSpec) -> None:
                                      None if b is None else torch.from_numpy(b),
                                      stride=spec.stride, dilation=spec.dilation, groups=spec.groups)
     assert_close(results[0], out.double().numpy(), "float32", f"forward of {spec.describe()} against PyTorch")
+
+
+#: With AVX2's tiles also: one vector of 8 or 7 lane channels, tiles of 9-11 pixels (a whole
+#: transpose of 8 pixels, then one of 1-3).
+TRANSPOSED_AVX2 = TRANSPOSED + [
+    ConvSpec(input=(2, 5, 7, 30), weight=(8, 5, 3, 3), bias=True),
+    ConvSpec(input=(2, 5, 7, 31), weight=(7, 5, 3, 3), padding=1),
+]
+
+
+@pytest.mark.skipif(not {"avx2", "fma"} <= cpu_flags(), reason="the AVX2 build needs a CPU with AVX2 and FMA")
+@pytest.mark.parametrize("spec", TRANSPOSED_AVX2, ids=lambda s: s.describe().split(" →")[0])
+def test_transposed_write_back_avx2(spec: ConvSpec) -> None:
+    """AVX2's tiles write back through an 8 x 8 transpose where AVX is enabled (8 lane channels
+    of a tile, its pixels stored 8, or 4, 2 and 1 at a time): built with -mavx2 -mfma, against
+    the oracle."""
+    c = render_module(lower(spec, "float32", target=AVX2))
+    assert "_forward_put8(" in c.source
+    check_portable(spec, "float32", AVX2, flags=("-mavx2", "-mfma"))

@@ -4,8 +4,6 @@ padding, dilation, float64, the portable build, concurrent calls that take the l
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -19,6 +17,7 @@ from symconv.pipeline import run
 from symconv.target import AVX2, AVX512, Target
 from codegen.render import render_module
 from tests.test_blocked import calls_from_threads, check_built, check_portable
+from tests.test_render_c import cpu_flags
 from tests.test_render_c import assert_close, random_arrays, reference_outputs
 
 
@@ -127,14 +126,6 @@ def test_spread_planes_of_a_32x32_image_match_the_oracle() -> None:
         assert batch_context(plan, "float")["g_chan"] == 32 * 32 * plan.lanes + 16
         check_portable(spec, "float32", target)
     check_built(spec, "float32", seed=2)
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
 
 
 @pytest.mark.skipif(not {"avx2", "fma"} <= cpu_flags(), reason="the AVX2 build needs a CPU with AVX2 and FMA")

@@ -76,6 +76,15 @@ def assert_close(got: np.ndarray, expected: np.ndarray, dtype: str, what: str) -
 # -- building and calling ---------------------------------------------------------------------
 
 
+def cpu_flags() -> set[str]:
+    """The instruction-set flags /proc/cpuinfo lists for this CPU (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+
+
 def build_library(source: str, directory: Path, openmp: bool = False, extra: Sequence[str] = ()) -> ctypes.CDLL:
     """Compile one translation unit into a shared library and load it (``extra``: more flags)."""
     c_path, so_path = directory / "module.c", directory / "module.so"
