@@ -16,11 +16,12 @@ LeNet's C3, batch 64, called from Python: 0.245 -> 0.22 ms on one thread, 0.146 
 on two; where it loses, see ``MIN_CHANNELS``.)
 
 Where both apply, this plan comes before the channel lanes of ``lower_blocked.plan``: that
-happens with 8 lanes and 6 or 7 input channels (AVX2's float32, AVX-512's float64), where a
-quarter of every channel vector would be empty. Measured on an AMD EPYC with AVX2, input
-gradient, two threads, median of 5 interleaved rounds, channel lanes against batch lanes: LeNet's
-C3 0.63 / 0.30 ms; 16x6x14x14 with 16 5x5 filters at stride 2 0.077 / 0.038; 64x6x28x28 with 16
-3x3 filters 0.95 / 1.00; 8x6x32x32 with 32 3x3 filters, padded, 0.29 / 0.31.
+happens with 6 or 7 input channels in vectors of 8 (AVX2's float32, AVX-512's float64) or 6 in
+two vectors of 4 (AVX2's float64), where up to a quarter of the channel lanes would be empty.
+Measured on an AMD EPYC with AVX2, input gradient, two threads, median of 5 interleaved rounds,
+channel lanes against batch lanes: LeNet's C3 0.63 / 0.30 ms; 16x6x14x14 with 16 5x5 filters at
+stride 2 0.077 / 0.038; 64x6x28x28 with 16 3x3 filters 0.95 / 1.00; 8x6x32x32 with 32 3x3
+filters, padded, 0.29 / 0.31.
 """
 
 from __future__ import annotations
