@@ -541,7 +541,8 @@ def batch_context(plan: BlockedBatch, ctype: str) -> dict[str, Any]:
     """The numbers ``blocked_batch.c.j2`` needs besides the plan: packed-G strides, the terms
     of each tile shape by filter column, where each tile reads."""
     terms = {shape: by_column(*shape[:2], plan.grad_tap_col, plan.grad_pixel, shape[2]) for shape in plan.shapes}
-    g_chan = spread_planes(plan.grad_h * plan.grad_w * plan.lanes, ELEMENT_BYTES[ctype])  # one output channel of one batch block
+    # one output channel of one batch block
+    g_chan = spread_planes(plan.grad_h * plan.grad_w * plan.lanes, ELEMENT_BYTES[ctype])
     return {
         **tiled_context(plan, ctype),
         "g_chan": g_chan,
