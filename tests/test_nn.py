@@ -166,7 +166,7 @@ def test_input_changed_after_forward_does_not_change_the_gradients() -> None:
 @pytest.mark.parametrize(
     "rng, error",
     [(-1, ValueError), ("seed", TypeError), (1.5, TypeError), (True, TypeError), (np.random.RandomState(0), TypeError)],
-    ids=repr,
+    ids=["negative", "string", "float", "bool", "legacy_random_state"],
 )
 def test_bad_rng_is_named(rng, error) -> None:
     with pytest.raises(error, match="^rng must be"):
