@@ -45,6 +45,18 @@ settings.register_profile(
 settings.load_profile("fuzz" if os.environ.get("SYMCONV_FUZZ", "").strip() in ("1", "true", "yes") else "ci")
 
 
+# -- order ----------------------------------------------------------------------------------------
+
+#: Tests that take minutes on their own: they go first, so that with several worker processes
+#: (pytest-xdist) the others share out the rest of the suite meanwhile, instead of waiting at
+#: the end for the one still running them.
+LONG_FIRST = ("tests/test_sanitize.py::test_kernel_tests_run_clean_under_the_sanitizers",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.nodeid not in LONG_FIRST)  # stable: the rest keep their order
+
+
 # -- isolated cases -----------------------------------------------------------------------------
 
 #: Prefix of the child's protocol lines on stdout (anything else a case prints is ignored).

@@ -128,7 +128,8 @@ SANITIZED_SELECTION = [
 @needs_asan
 def test_kernel_tests_run_clean_under_the_sanitizers() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", *SANITIZED_SELECTION],
+        # one process (-n 0): the parent suite's other workers already keep the cores busy
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0", "-x", *SANITIZED_SELECTION],
         capture_output=True, text=True, cwd=ROOT, env=sanitized_env(), timeout=900,
     )
     output = done.stdout + done.stderr
