@@ -8,17 +8,15 @@ import numpy as np
 import pytest
 
 from codegen import ir
-from codegen.render import CACHE_SET_STRIDE, batch_context, spread_planes
-from symconv import ConvSpec
-from symconv import lower_blocked
-from symconv.lower import Layer, lower, size_macros, tensor_macros, tensors
+from codegen.render import CACHE_SET_STRIDE, batch_context, render_module, spread_planes
+from symconv import ConvSpec, lower_blocked
+from symconv.derive import derive
+from symconv.lower import Layer, c_type, lower, size_macros, tensor_macros, tensors
 from symconv.lower_batch import MIN_CHANNELS
 from symconv.pipeline import run
 from symconv.target import AVX2, AVX512, Target
-from codegen.render import render_module
 from tests.test_blocked import calls_from_threads, check_built, check_portable
-from tests.test_render_c import cpu_flags
-from tests.test_render_c import assert_close, random_arrays, reference_outputs
+from tests.test_render_c import assert_close, cpu_flags, random_arrays, reference_outputs
 
 
 def input_gradient_plan(spec: ConvSpec, dtype: str, target: Target = AVX512) -> ir.Plan | None:
@@ -91,17 +89,13 @@ EIGHT_LANES = [(AVX2, "float32"), (AVX512, "float64")]
 @pytest.mark.parametrize("target, dtype", EIGHT_LANES, ids=["avx2_float32", "avx512_float64"])
 def test_batch_lanes_come_before_part_empty_channel_lanes(target: Target, dtype: str) -> None:
     spec = BATCHED[0][0]
-    derived = lower_blocked_input_gradient(spec, dtype, target)
-    assert isinstance(derived, ir.Blocked), "the channel lanes apply as well"
+    assert isinstance(channel_lanes_plan(spec, dtype, target), ir.Blocked), "the channel lanes apply as well"
     plan = input_gradient_plan(spec, dtype, target)
     assert isinstance(plan, ir.BlockedBatch) and plan.lanes == 8
 
 
-def lower_blocked_input_gradient(spec: ConvSpec, dtype: str, target: Target) -> ir.Plan | None:
+def channel_lanes_plan(spec: ConvSpec, dtype: str, target: Target) -> ir.Plan | None:
     """What the channel-lane plan alone makes of the input gradient."""
-    from symconv.derive import derive
-    from symconv.lower import c_type
-
     layer = Layer.of(spec, size_macros(spec) + tensor_macros(tensors(spec)))
     form = derive(spec).general()["dX"]
     return lower_blocked.plan(form, layer.shapes, c_type(dtype), spec.bias, target)
@@ -110,7 +104,7 @@ def lower_blocked_input_gradient(spec: ConvSpec, dtype: str, target: Target) -> 
 def test_spread_planes() -> None:
     """Planes whose size is a multiple of the cache-set stride get one cache line more."""
     assert spread_planes(CACHE_SET_STRIDE // 4, 4) == CACHE_SET_STRIDE // 4 + 16
-    assert spread_planes(8 * CACHE_SET_STRIDE // 8, 8) == 8 * CACHE_SET_STRIDE // 8 + 8
+    assert spread_planes(CACHE_SET_STRIDE, 8) == CACHE_SET_STRIDE + 8
     assert spread_planes(1000, 4) == 1000
     assert spread_planes(CACHE_SET_STRIDE // 8, 4) == CACHE_SET_STRIDE // 8  # half the stride
 
