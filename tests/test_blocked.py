@@ -27,7 +27,7 @@ from symconv.lower import lower
 from symconv.pipeline import run
 from symconv.target import AVX2, DEFAULT, Target
 from tests.test_render_c import (
-    CC, assert_close, build_library, call_kernels, cpu_flags, random_arrays, reference_outputs,
+    CC, assert_close, build_library, call_kernels, needs_avx2, random_arrays, reference_outputs,
 )
 
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler")
@@ -561,7 +561,7 @@ TRANSPOSED_AVX2 = TRANSPOSED + [
 ]
 
 
-@pytest.mark.skipif(not {"avx2", "fma"} <= cpu_flags(), reason="the AVX2 build needs a CPU with AVX2 and FMA")
+@needs_avx2
 @pytest.mark.parametrize("spec", TRANSPOSED_AVX2, ids=lambda s: s.describe().split(" →")[0])
 def test_transposed_write_back_avx2(spec: ConvSpec) -> None:
     """AVX2's tiles write back through an 8 x 8 transpose where AVX is enabled (8 lane channels

@@ -16,7 +16,7 @@ from symconv.lower_batch import MIN_CHANNELS
 from symconv.pipeline import run
 from symconv.target import AVX2, AVX512, Target
 from tests.test_blocked import calls_from_threads, check_built, check_portable
-from tests.test_render_c import assert_close, cpu_flags, random_arrays, reference_outputs
+from tests.test_render_c import assert_close, needs_avx2, random_arrays, reference_outputs
 
 
 def input_gradient_plan(spec: ConvSpec, dtype: str, target: Target = AVX512) -> ir.Plan | None:
@@ -122,7 +122,7 @@ def test_spread_planes_of_a_32x32_image_match_the_oracle() -> None:
     check_built(spec, "float32", seed=2)
 
 
-@pytest.mark.skipif(not {"avx2", "fma"} <= cpu_flags(), reason="the AVX2 build needs a CPU with AVX2 and FMA")
+@needs_avx2
 def test_avx2_packing_by_transposes_matches_the_oracle() -> None:
     """AVX2's float32 tiles pack whole blocks of 8 batch items by 8x8 transposes (compiled only
     where AVX is enabled): a batch of 20 (two whole blocks and one of 4, packed element by

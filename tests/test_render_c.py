@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from codegen.build import cpu_features
 from codegen.render import CSource, render_module
 from symconv import ConvSpec
 from symconv.lower import lower
@@ -76,13 +77,10 @@ def assert_close(got: np.ndarray, expected: np.ndarray, dtype: str, what: str) -
 # -- building and calling ---------------------------------------------------------------------
 
 
-def cpu_flags() -> set[str]:
-    """The instruction-set flags /proc/cpuinfo lists for this CPU (empty where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+#: Tests that build C for AVX2 (-mavx2 -mfma) and run it: only on a CPU that has both.
+needs_avx2 = pytest.mark.skipif(
+    not {"avx2", "fma"} <= set(cpu_features().split()), reason="the AVX2 build needs a CPU with AVX2 and FMA"
+)
 
 
 def build_library(source: str, directory: Path, openmp: bool = False, extra: Sequence[str] = ()) -> ctypes.CDLL:
